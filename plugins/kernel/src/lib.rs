@@ -1,0 +1,11 @@
+//! The kernel layer: the only place in the suite that performs network side effects.
+//!
+//! - [`netns`]: opening a network namespace by path and entering it through an RAII guard.
+//! - [`netlink`]: the [`netlink::Netlink`] trait plugins program against, the real blocking rtnetlink
+//!   socket behind it, and a fake for unit tests that need no root.
+
+pub mod error;
+pub mod netlink;
+pub mod netns;
+
+pub use error::KernelError;
