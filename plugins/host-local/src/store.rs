@@ -1,0 +1,435 @@
+//! The on-disk reservation store, byte-compatible with the reference `disk` backend so that the
+//! Go and the Rust plugin can take turns on one host.
+//!
+//! Layout of `<dataDir>/<network>/` (directory mode 0755):
+//! - `<ip>`: one file per reserved address, named by the address in Go's canonical text form
+//!   (`10.1.0.5`, `fd00:95::2`), content `<containerID>\r\n<ifname>` without a trailing newline,
+//!   mode 0600, created with `O_CREAT|O_EXCL`. Legacy files hold the container ID only.
+//! - `last_reserved_ip.<N>`: the address last reserved from range set `N` (no newline, 0600),
+//!   replaced atomically (temporary file + rename).
+//! - `lock`: an empty file; every operation holds an exclusive `flock` on it (the Go plugin's
+//!   `go-filemutex` takes the same kind of lock, so the two interoperate).
+//!
+//! All reading and writing goes through a [`StoreLock`], so the lock is provably held.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::HostLocalError;
+
+/// Name of the lock file inside a network directory.
+pub const LOCK_FILE: &str = "lock";
+/// Prefix of the per-range-set round-robin cursor files.
+pub const LAST_RESERVED_IP_PREFIX: &str = "last_reserved_ip.";
+/// Separator between container ID and interface name in a reservation file.
+pub const LINE_BREAK: &str = "\r\n";
+
+/// Reservation files larger than this cannot belong to a valid attachment and are not read.
+const MAX_RESERVATION_BYTES: u64 = 64 * 1024;
+const STATUS_PROBE: &str = "status_probe.tmp";
+
+/// Rejects network names that are not CNI-valid (`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`), which also
+/// rules out `.`, `..`, `/` and anything else that could escape `dataDir`.
+pub fn validate_network_name(name: &str) -> Result<(), HostLocalError> {
+    if is_cni_identifier(name) {
+        Ok(())
+    } else {
+        Err(HostLocalError::InvalidNetworkName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Rejects container IDs that are not CNI-valid (`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`).
+pub fn validate_container_id(id: &str) -> Result<(), HostLocalError> {
+    if is_cni_identifier(id) {
+        Ok(())
+    } else {
+        Err(HostLocalError::InvalidContainerId { id: id.to_owned() })
+    }
+}
+
+/// Rejects interface names that CNI rejects: empty, longer than 15 bytes, `.`/`..`, or
+/// containing `/`, `:` or whitespace (the latter would corrupt the reservation format).
+pub fn validate_interface_name(name: &str) -> Result<(), HostLocalError> {
+    let reason = if name.is_empty() {
+        "interface name is empty"
+    } else if name.len() > 15 {
+        "interface name is too long"
+    } else if name == "." || name == ".." {
+        "interface name is . or .."
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        "interface name contains / or : or whitespace characters"
+    } else {
+        return Ok(());
+    };
+    Err(HostLocalError::InvalidInterfaceName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+fn is_cni_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Who owns a reservation, as recorded in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Current format: `<id>\r\n<ifname>`.
+    Attachment {
+        /// Container ID.
+        id: String,
+        /// Interface name.
+        ifname: String,
+    },
+    /// Legacy format: the container ID only.
+    Legacy {
+        /// Container ID.
+        id: String,
+    },
+    /// The file is too large or not UTF-8.
+    Unreadable,
+}
+
+/// One reservation file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The reserved address (canonical).
+    pub ip: IpAddr,
+    /// File name inside the network directory.
+    pub file_name: String,
+    /// File content with surrounding whitespace trimmed; `None` when unreadable.
+    content: Option<String>,
+}
+
+impl Reservation {
+    /// Parses the owner from the content.
+    pub fn owner(&self) -> Owner {
+        match &self.content {
+            None => Owner::Unreadable,
+            Some(text) => match text.split_once(LINE_BREAK) {
+                Some((id, ifname)) => Owner::Attachment {
+                    id: id.to_owned(),
+                    ifname: ifname.to_owned(),
+                },
+                None => Owner::Legacy { id: text.clone() },
+            },
+        }
+    }
+
+    /// True when the file is in the canonical name form the allocator would create.
+    pub fn has_canonical_name(&self) -> bool {
+        self.file_name == self.ip.to_string()
+    }
+
+    fn matches_key(&self, key: &str) -> bool {
+        self.content.as_deref() == Some(key)
+    }
+}
+
+/// A network's state directory with its (unlocked) lock file open.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    lock: File,
+}
+
+impl Store {
+    /// Opens `<data_dir>/<network>`, creating it (mode 0755) and its lock file as needed.
+    /// The network name is validated first; nothing is created for an invalid one.
+    pub fn open(data_dir: &Path, network: &str) -> Result<Store, HostLocalError> {
+        validate_network_name(network)?;
+        let dir = data_dir.join(network);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| HostLocalError::store("create directory", &dir, e))?;
+        Self::open_lock(dir)
+    }
+
+    /// Like [`Store::open`] but creates nothing when the directory does not exist yet
+    /// (returns `None`): for operations that only read or remove state.
+    pub fn open_existing(data_dir: &Path, network: &str) -> Result<Option<Store>, HostLocalError> {
+        validate_network_name(network)?;
+        let dir = data_dir.join(network);
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => Self::open_lock(dir).map(Some),
+            Ok(_) => Err(HostLocalError::store(
+                "open directory",
+                &dir,
+                io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(HostLocalError::store("open directory", &dir, e)),
+        }
+    }
+
+    fn open_lock(dir: PathBuf) -> Result<Store, HostLocalError> {
+        let path = dir.join(LOCK_FILE);
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path);
+        let lock = match opened {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&path),
+            other => other,
+        }
+        .map_err(|e| HostLocalError::store("open lock file", &path, e))?;
+        Ok(Store { dir, lock })
+    }
+
+    /// The network directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Blocks until the exclusive lock is held; it is released when the guard drops.
+    pub fn lock(&self) -> Result<StoreLock<'_>, HostLocalError> {
+        self.lock
+            .lock()
+            .map_err(|e| HostLocalError::store("lock", self.dir.join(LOCK_FILE), e))?;
+        Ok(StoreLock { store: self })
+    }
+}
+
+/// Proof that the store's lock is held; every state access goes through it.
+#[derive(Debug)]
+pub struct StoreLock<'a> {
+    store: &'a Store,
+}
+
+impl Drop for StoreLock<'_> {
+    fn drop(&mut self) {
+        // Closing the file would release the lock as well; an unlock error leaves nothing to do.
+        let _ = self.store.lock.unlock();
+    }
+}
+
+impl StoreLock<'_> {
+    /// The network directory.
+    pub fn dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.store.dir.join(name)
+    }
+
+    /// Reserves `ip` for `(id, ifname)` and records it as range set `range_index`'s last
+    /// reservation. `Ok(false)` when the address is already reserved. On error nothing is left
+    /// behind (the new reservation file is removed again).
+    pub fn reserve(
+        &self,
+        id: &str,
+        ifname: &str,
+        ip: IpAddr,
+        range_index: usize,
+    ) -> Result<bool, HostLocalError> {
+        let ip = ip.to_canonical();
+        let path = self.path(&ip.to_string());
+        let mut file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(HostLocalError::store("create", &path, e)),
+        };
+        let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        if let Err(e) = file.write_all(content.as_bytes()) {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(HostLocalError::store("write", &path, e));
+        }
+        drop(file);
+        if let Err(e) = self.write_last_reserved_ip(range_index, ip) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Atomically replaces `last_reserved_ip.<range_index>`.
+    fn write_last_reserved_ip(&self, range_index: usize, ip: IpAddr) -> Result<(), HostLocalError> {
+        let name = format!("{LAST_RESERVED_IP_PREFIX}{range_index}");
+        let target = self.path(&name);
+        let tmp = self.path(&format!("{name}.tmp"));
+        let written = (|| -> Result<(), HostLocalError> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| HostLocalError::store("create", &tmp, e))?;
+            f.write_all(ip.to_string().as_bytes())
+                .and_then(|()| f.sync_data())
+                .map_err(|e| HostLocalError::store("write", &tmp, e))?;
+            fs::rename(&tmp, &target).map_err(|e| HostLocalError::store("replace", &target, e))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// The address last reserved from range set `range_index`, if recorded and parsable
+    /// (the content must be exactly an address, as for Go's `net.ParseIP`).
+    pub fn last_reserved_ip(&self, range_index: usize) -> Option<IpAddr> {
+        let data = fs::read(self.path(&format!("{LAST_RESERVED_IP_PREFIX}{range_index}"))).ok()?;
+        let text = std::str::from_utf8(&data).ok()?;
+        text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+    }
+
+    /// Every reservation file (regular files named by an address; `lock`,
+    /// `last_reserved_ip.*`, symlinks and subdirectories are ignored), sorted by file name.
+    pub fn reservations(&self) -> Result<Vec<Reservation>, HostLocalError> {
+        let dir = self.dir();
+        let entries = fs::read_dir(dir).map_err(|e| HostLocalError::store("list", dir, e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| HostLocalError::store("list", dir, e))?;
+            let Ok(file_name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if file_name == LOCK_FILE || file_name.starts_with(LAST_RESERVED_IP_PREFIX) {
+                continue;
+            }
+            let Ok(ip) = file_name.parse::<IpAddr>() else {
+                continue;
+            };
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let content = match read_limited(&entry.path()) {
+                Ok(content) => content,
+                Err(_) => continue, // vanished or unreadable: the reference skips it too
+            };
+            out.push(Reservation {
+                ip: ip.to_canonical(),
+                file_name,
+                content,
+            });
+        }
+        out.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        Ok(out)
+    }
+
+    /// Addresses reserved by `(id, ifname)`, or by `id` in the legacy format.
+    pub fn find(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, HostLocalError> {
+        let key = attachment_key(id, ifname);
+        let legacy = id.trim();
+        Ok(self
+            .reservations()?
+            .into_iter()
+            .filter(|r| r.matches_key(&key) || r.matches_key(legacy))
+            .map(|r| r.ip)
+            .collect())
+    }
+
+    /// Removes every reservation of `(id, ifname)`. Legacy (ID-only) reservations of `id` are
+    /// removed too when none of the current format was found, or when `always_legacy` is set.
+    /// Every matching file is attempted; failures are reported together at the end.
+    pub fn release(
+        &self,
+        id: &str,
+        ifname: &str,
+        always_legacy: bool,
+    ) -> Result<Vec<IpAddr>, HostLocalError> {
+        let reservations = self.reservations()?;
+        let key = attachment_key(id, ifname);
+        let mut released = Vec::new();
+        let mut failures = Vec::new();
+        let current = reservations.iter().filter(|r| r.matches_key(&key));
+        self.remove_all(current, &mut released, &mut failures);
+        if released.is_empty() || always_legacy {
+            let legacy = reservations.iter().filter(|r| r.matches_key(id.trim()));
+            self.remove_all(legacy, &mut released, &mut failures);
+        }
+        teardown_result(released, failures)
+    }
+
+    /// Removes the given reservations, collecting what was removed and what failed.
+    pub(crate) fn remove_all<'r>(
+        &self,
+        reservations: impl Iterator<Item = &'r Reservation>,
+        released: &mut Vec<IpAddr>,
+        failures: &mut Vec<HostLocalError>,
+    ) {
+        for r in reservations {
+            let path = self.path(&r.file_name);
+            match fs::remove_file(&path) {
+                Ok(()) => released.push(r.ip),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => failures.push(HostLocalError::store("remove", path, e)),
+            }
+        }
+    }
+
+    /// Removes the reservation file of `ip` (canonical name); a missing file is fine.
+    pub fn remove(&self, ip: IpAddr) -> Result<(), HostLocalError> {
+        let path = self.path(&ip.to_canonical().to_string());
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(HostLocalError::store("remove", path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Proves the directory is writable by creating and removing a scratch file.
+    pub fn probe_writable(&self) -> Result<(), HostLocalError> {
+        let path = self.path(STATUS_PROBE);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| HostLocalError::store("write", &path, e))?;
+        fs::remove_file(&path).map_err(|e| HostLocalError::store("remove", &path, e))
+    }
+}
+
+/// `Ok(released)` when nothing failed, otherwise the failure(s).
+pub(crate) fn teardown_result(
+    released: Vec<IpAddr>,
+    mut failures: Vec<HostLocalError>,
+) -> Result<Vec<IpAddr>, HostLocalError> {
+    match failures.len() {
+        0 => Ok(released),
+        1 => Err(failures.remove(0)),
+        _ => Err(HostLocalError::Teardown { failures }),
+    }
+}
+
+fn attachment_key(id: &str, ifname: &str) -> String {
+    format!("{}{LINE_BREAK}{ifname}", id.trim())
+}
+
+/// Reads a reservation file; `Ok(None)` when too large or not UTF-8.
+fn read_limited(path: &Path) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    File::open(path)?
+        .take(MAX_RESERVATION_BYTES + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_RESERVATION_BYTES {
+        return Ok(None);
+    }
+    Ok(String::from_utf8(buf).ok().map(|s| s.trim().to_owned()))
+}
