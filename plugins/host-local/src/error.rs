@@ -139,7 +139,7 @@ pub enum HostLocalError {
         /// The rejected name.
         name: String,
         /// Which rule it breaks.
-        reason: &'static str,
+        reason: String,
     },
     /// `resolvConf` could not be read.
     #[error("failed to read resolvConf {path}")]

@@ -34,51 +34,24 @@ const STATUS_PROBE: &str = "status_probe.tmp";
 /// Rejects network names that are not CNI-valid (`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`), which also
 /// rules out `.`, `..`, `/` and anything else that could escape `dataDir`.
 pub fn validate_network_name(name: &str) -> Result<(), HostLocalError> {
-    if is_cni_identifier(name) {
-        Ok(())
-    } else {
-        Err(HostLocalError::InvalidNetworkName {
-            name: name.to_owned(),
-        })
-    }
+    cni_core::validate::network_name(name).map_err(|_| HostLocalError::InvalidNetworkName {
+        name: name.to_owned(),
+    })
 }
 
 /// Rejects container IDs that are not CNI-valid (`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`).
 pub fn validate_container_id(id: &str) -> Result<(), HostLocalError> {
-    if is_cni_identifier(id) {
-        Ok(())
-    } else {
-        Err(HostLocalError::InvalidContainerId { id: id.to_owned() })
-    }
+    cni_core::validate::container_id(id)
+        .map_err(|_| HostLocalError::InvalidContainerId { id: id.to_owned() })
 }
 
 /// Rejects interface names that CNI rejects: empty, longer than 15 bytes, `.`/`..`, or
 /// containing `/`, `:` or whitespace (the latter would corrupt the reservation format).
 pub fn validate_interface_name(name: &str) -> Result<(), HostLocalError> {
-    let reason = if name.is_empty() {
-        "interface name is empty"
-    } else if name.len() > 15 {
-        "interface name is too long"
-    } else if name == "." || name == ".." {
-        "interface name is . or .."
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        "interface name contains / or : or whitespace characters"
-    } else {
-        return Ok(());
-    };
-    Err(HostLocalError::InvalidInterfaceName {
+    cni_core::validate::interface_name(name).map_err(|e| HostLocalError::InvalidInterfaceName {
         name: name.to_owned(),
-        reason,
+        reason: e.msg,
     })
-}
-
-fn is_cni_identifier(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// Who owns a reservation, as recorded in its file.
