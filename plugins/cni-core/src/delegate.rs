@@ -75,6 +75,19 @@ impl Delegate<'_> {
         convert::parse(&value, self.version)
     }
 
+    /// Runs ADD and returns the result together with an [`Undo`] that runs the delegate's DEL
+    /// when dropped, unless [`Undo::commit`] is called: a later failure of the calling plugin
+    /// then releases what the delegate reserved, on every exit path.
+    pub fn add_with_undo(&self) -> Result<(CniResult, Undo<'_>), CniError> {
+        let result = self.add()?;
+        Ok((
+            result,
+            Undo {
+                delegate: Some(self),
+            },
+        ))
+    }
+
     /// Runs a verb that prints nothing on success (DEL, CHECK, STATUS, GC).
     pub fn run(&self, verb: Command) -> Result<(), CniError> {
         self.exec(verb).map(|_| ())
@@ -91,6 +104,31 @@ impl Delegate<'_> {
             &output.stdout,
             &output.status.to_string(),
         ))
+    }
+}
+
+/// Undoes a delegated ADD on drop unless committed. See [`Delegate::add_with_undo`].
+#[derive(Debug)]
+#[must_use = "dropping it at once undoes the ADD"]
+pub struct Undo<'a> {
+    delegate: Option<&'a Delegate<'a>>,
+}
+
+impl Undo<'_> {
+    /// The calling plugin's ADD succeeded: keep the delegate's reservation.
+    pub fn commit(mut self) {
+        self.delegate = None;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.delegate.take() {
+            // Best effort: the ADD is failing already and its error is the one to report.
+            if let Err(e) = d.run(Command::Del) {
+                eprintln!("cleanup: delegated DEL to {} failed: {e}", d.plugin_type);
+            }
+        }
     }
 }
 
@@ -241,6 +279,31 @@ printf '{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.9/24","gateway":"10.0.0.1"}}'"
         let paths = vec![d.clone()];
         let r = delegate(&paths, br#"{"x":1}"#).add().unwrap();
         assert_eq!(r.ips[0].address.to_string(), "10.0.0.9/24");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn undo_runs_del_unless_committed() {
+        let d = tmpdir();
+        let log = d.join("log");
+        script(
+            &d,
+            "ipam",
+            &format!(
+                r#"echo "$CNI_COMMAND" >> {}; [ "$CNI_COMMAND" = ADD ] && printf '{{"cniVersion":"1.0.0","ips":[{{"address":"10.0.0.2/24"}}]}}'; exit 0"#,
+                log.display()
+            ),
+        );
+        let paths = vec![d.clone()];
+        let del = delegate(&paths, b"{}");
+        {
+            let (_result, _undo) = del.add_with_undo().unwrap();
+            // A failure here drops the guard.
+        }
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "ADD\nDEL\n");
+        let (_result, undo) = del.add_with_undo().unwrap();
+        undo.commit();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "ADD\nDEL\nADD\n");
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -259,4 +259,119 @@ mod tests {
         let e: Value = serde_json::from_str(&o.stdout).unwrap();
         assert_eq!(e["code"], 50, "{e}");
     }
+
+    /// Mutated configs and CNI_ARGS never panic and always answer with a result or an error
+    /// object; nothing is written outside the temp dir. (A deterministic stand-in for a fuzzer.)
+    #[test]
+    fn mutated_input_never_panics() {
+        let d = tempfile::tempdir().unwrap();
+        let base = conf(d.path(), json!({"runtimeConfig": {"ips": ["10.1.0.9"], "ipRanges": [[{"subnet": "10.3.0.0/30"}]]},
+            "args": {"cni": {"ips": ["10.1.0.8"]}}}))
+        .to_string()
+        .into_bytes();
+        let alphabet = b"{}[]\",:0123456789./-abcfx\\ \n\0";
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // The ipam object (and so dataDir) is never mutated: a lost dataDir would mean the
+        // default /var/lib/cni/networks, outside this test's temp dir.
+        let ipam = serde_json::to_string(&conf(d.path(), json!({}))["ipam"]).unwrap();
+        let ipam_at = base
+            .windows(ipam.len())
+            .position(|w| w == ipam.as_bytes())
+            .unwrap();
+        let (mut ok, mut failed) = (0, 0);
+        for round in 0..1500 {
+            let mut input = base.clone();
+            let (mut lo, mut hi) = (ipam_at, ipam_at + ipam.len());
+            for _ in 0..=(next() % 4) {
+                let pos = (next() as usize) % input.len();
+                if (lo..hi).contains(&pos) {
+                    continue;
+                }
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                let shift_by = |lo: &mut usize, hi: &mut usize, grow: bool| {
+                    if pos < *lo {
+                        if grow {
+                            (*lo += 1, *hi += 1)
+                        } else {
+                            (*lo -= 1, *hi -= 1)
+                        };
+                    }
+                };
+                match next() % 3 {
+                    0 => input[pos] = byte,
+                    1 => {
+                        input.insert(pos, byte);
+                        shift_by(&mut lo, &mut hi, true);
+                    }
+                    _ => {
+                        input.remove(pos);
+                        shift_by(&mut lo, &mut hi, false);
+                    }
+                }
+            }
+            let cmd = ["ADD", "DEL", "CHECK", "GC", "STATUS"][round % 5];
+            let args = [
+                "",
+                "IP=10.1.0.7",
+                "IP=garbage",
+                "a=b=c",
+                "IgnoreUnknown=1;X=y",
+            ][(next() % 5) as usize];
+            let env: HashMap<&str, String> = [
+                ("CNI_COMMAND", cmd.to_string()),
+                ("CNI_CONTAINERID", format!("c{round}")),
+                ("CNI_NETNS", "/run/netns/x".to_string()),
+                ("CNI_IFNAME", "eth0".to_string()),
+                ("CNI_PATH", "/opt/cni/bin".to_string()),
+                ("CNI_ARGS", args.to_string()),
+            ]
+            .into_iter()
+            .collect();
+            let o = dispatch(
+                &HostLocal,
+                &move |k| env.get(k).cloned(),
+                &mut input.as_slice(),
+            );
+            assert!(o.exit_code == 0 || o.exit_code == 1);
+            if o.exit_code == 0 {
+                ok += 1
+            } else {
+                failed += 1
+            }
+            if !o.stdout.is_empty() {
+                let v: Value = serde_json::from_str(&o.stdout).unwrap();
+                if o.exit_code == 1 {
+                    assert!(v["code"].as_u64().is_some() && v["msg"].is_string(), "{v}");
+                }
+            }
+        }
+        assert!(
+            ok > 100 && failed > 100,
+            "mutations should both pass and fail: {ok} ok, {failed} failed"
+        );
+        // Whatever the mutations did to names, every reservation on disk is well-formed.
+        for net in std::fs::read_dir(d.path()).unwrap() {
+            for f in std::fs::read_dir(net.unwrap().path()).unwrap() {
+                let f = f.unwrap();
+                let name = f.file_name().into_string().unwrap();
+                if name.parse::<IpAddr>().is_ok() {
+                    let content = std::fs::read_to_string(f.path()).unwrap();
+                    let (id, ifname) = content.split_once("\r\n").unwrap();
+                    cni_core::validate::container_id(id).unwrap();
+                    assert_eq!(ifname, "eth0");
+                } else {
+                    assert!(
+                        name == "lock" || name.starts_with("last_reserved_ip."),
+                        "{name}"
+                    );
+                }
+            }
+        }
+    }
 }
