@@ -133,11 +133,10 @@ pub fn dispatch<P: Plugin>(
     lookup: &dyn Fn(&str) -> Option<String>,
     stdin: &mut dyn Read,
 ) -> Outcome {
-    let env = match Environment::from_lookup(lookup) {
-        Ok(Request::About) => return about::<P>(plugin),
-        Ok(Request::Verb(env)) => env,
-        Err(e) => return Outcome::failure(&e, CniVersion::LATEST.as_str()),
-    };
+    if lookup("CNI_COMMAND").is_none_or(|c| c.is_empty()) {
+        return about::<P>(plugin);
+    }
+    // stdin first, so that even environment errors carry the config's version.
     let mut raw = Vec::new();
     if let Err(e) = stdin.read_to_end(&mut raw) {
         let err = CniError::new(
@@ -146,13 +145,28 @@ pub fn dispatch<P: Plugin>(
         );
         return Outcome::failure(&err, CniVersion::LATEST.as_str());
     }
+    let stamp = error_version(&raw);
+    let env = match Environment::from_lookup(lookup) {
+        Ok(Request::About) => return about::<P>(plugin),
+        Ok(Request::Verb(env)) => env,
+        Err(e) => return Outcome::failure(&e, stamp),
+    };
     if env.command == Command::Version {
         return version_info(plugin, &raw);
     }
-    let (version, result) = serve(plugin, env, raw);
-    match result {
+    match serve(plugin, env, raw) {
         Ok(stdout) => Outcome::success(stdout),
-        Err(e) => Outcome::failure(&e, &version),
+        Err(e) => Outcome::failure(&e, stamp),
+    }
+}
+
+/// The version errors are stamped with: the config's, when it declares a known one (none
+/// declared means 0.1.0, as libcni reads it); otherwise the newest we speak.
+fn error_version(raw: &[u8]) -> &'static str {
+    match config::peek_version(raw).as_deref() {
+        Ok("") => CniVersion::V0_1_0.as_str(),
+        Ok(v) => CniVersion::parse(v).unwrap_or(CniVersion::LATEST).as_str(),
+        Err(_) => CniVersion::LATEST.as_str(),
     }
 }
 
@@ -194,22 +208,10 @@ fn version_info<P: Plugin>(plugin: &P, raw: &[u8]) -> Outcome {
     ))
 }
 
-/// Decodes, checks and runs a verb. Returns the version string to stamp errors with, and the output.
-fn serve<P: Plugin>(
-    plugin: &P,
-    env: Environment,
-    raw: Vec<u8>,
-) -> (String, Result<String, CniError>) {
-    let declared = match config::peek_version(&raw) {
-        Ok(v) => v,
-        Err(e) => return (CniVersion::LATEST.as_str().into(), Err(e)),
-    };
-    let stamp = if CniVersion::parse(&declared).is_some() {
-        declared.clone()
-    } else {
-        CniVersion::LATEST.as_str().into()
-    };
-    (stamp, serve_checked(plugin, env, raw, &declared))
+/// Decodes, checks and runs a verb.
+fn serve<P: Plugin>(plugin: &P, env: Environment, raw: Vec<u8>) -> Result<String, CniError> {
+    let declared = config::peek_version(&raw)?;
+    serve_checked(plugin, env, raw, &declared)
 }
 
 fn serve_checked<P: Plugin>(

@@ -206,14 +206,30 @@ fn error_table() {
             stdin: "{}",
             code: 4,
             msg: "required env variables [CNI_CONTAINERID] missing",
-            version: "1.1.0",
+            version: "0.1.0",
         },
         Case {
             cmd: "ADD",
             env: &[("CNI_IFNAME", "a-very-long-ifname")],
-            stdin: "{}",
+            stdin: r#"{"cniVersion":"0.4.0"}"#,
             code: 4,
             msg: "interface name is too long",
+            version: "0.4.0",
+        },
+        Case {
+            cmd: "DEL",
+            env: &[("CNI_CONTAINERID", "-x")],
+            stdin: r#"{"cniVersion":"0.3.1"}"#,
+            code: 4,
+            msg: "invalid characters in containerID",
+            version: "0.3.1",
+        },
+        Case {
+            cmd: "ADD",
+            env: &[("CNI_NETNS", "")],
+            stdin: "not json",
+            code: 4,
+            msg: "required env variables [CNI_NETNS] missing",
             version: "1.1.0",
         },
         Case {
@@ -243,10 +259,10 @@ fn error_table() {
         Case {
             cmd: "BOGUS",
             env: &[],
-            stdin: "{}",
+            stdin: r#"{"cniVersion":"1.0.0"}"#,
             code: 4,
             msg: "unknown CNI_COMMAND: BOGUS",
-            version: "1.1.0",
+            version: "1.0.0",
         },
     ];
     for c in cases {
