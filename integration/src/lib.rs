@@ -1,1 +1,47 @@
-//! placeholder
+//! Root-only integration test harness for the CNI plugin suite.
+//!
+//! Every test builds its own [`World`]: a "host" network namespace, any number of container
+//! namespaces and a temporary directory tree, all removed again when the world is dropped (also
+//! when the test panics). Plugins are driven two ways:
+//!
+//! * directly ([`PluginCall`] + [`World::exec`]): a clean environment holding only `CNI_*` and
+//!   `PATH`, stdin bytes, run inside the host netns;
+//! * through the real libcni via `cnitool` ([`World::cnitool`]), which also writes the libcni
+//!   result cache.
+//!
+//! Kernel and file-system state is captured with [`Snapshot`] and compared with
+//! [`assert_same!`], so a test can prove that teardown returned everything to the baseline.
+//! [`Differential`] runs one request against our binary and the Go reference in `/usr/lib/cni`.
+//!
+//! Nothing here skips silently: missing binaries, missing tools or not running as root make the
+//! harness panic with a message saying what to do.
+
+// A harness that cannot build its world or run its tools must stop the test loudly: `expect`
+// and `panic!` are how it reports, so the workspace's warn-level lints are relaxed here.
+#![allow(clippy::expect_used, clippy::panic)]
+
+pub mod cni;
+pub mod cnitool;
+pub mod config;
+pub mod differential;
+pub mod exec;
+pub mod hostlocal;
+pub mod locate;
+pub mod netns;
+pub mod process;
+pub mod snapshot;
+pub mod textdiff;
+pub mod tree;
+pub mod world;
+
+pub use cni::{CniError, SUPPORTED_VERSIONS, strip_empty};
+pub use cnitool::{CnitoolCall, cnitool_container_id};
+pub use differential::{Differential, Side};
+pub use exec::PluginCall;
+pub use hostlocal::HostLocal;
+pub use locate::Plugin;
+pub use netns::Netns;
+pub use process::Output;
+pub use snapshot::Snapshot;
+pub use tree::{TreeEntry, read_tree};
+pub use world::World;
