@@ -55,6 +55,23 @@ pub enum KernelError {
         /// Decoder message.
         detail: String,
     },
+    /// A sysctl key outside what plugins may touch.
+    #[error("invalid sysctl key {key:?}: {why}")]
+    BadSysctlKey {
+        /// The key.
+        key: String,
+        /// Which rule it breaks.
+        why: String,
+    },
+    /// Reading or writing a sysctl failed.
+    #[error("sysctl {key}")]
+    Sysctl {
+        /// The key.
+        key: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// No link with that name.
     #[error("Link not found: {name}")]
     LinkNotFound {

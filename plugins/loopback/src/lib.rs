@@ -192,7 +192,7 @@ mod tests {
         let mut nl = FakeNetlink::default();
         bring_down(&mut nl).unwrap();
         let mut nl = FakeNetlink::with_loopback();
-        nl.fail_mutations = Some(1);
+        nl.fail_on = Some("set_link_up".into());
         let e = bring_up(&mut nl, "/x").unwrap_err();
         assert_eq!(e.code, cni_core::ErrorCode::Plugin(codes::KERNEL));
     }

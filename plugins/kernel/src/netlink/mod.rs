@@ -1,7 +1,14 @@
 //! Netlink operations as a trait, so plugin logic decides and the kernel layer acts.
+//!
+//! One [`Netlink`] value works in one namespace: the one its socket was opened in
+//! ([`RtnlSocket::open_in`]). Plugins hold one for the host side and one for the container side.
 
 mod fake;
+mod rtnl;
 mod socket;
+
+use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
 
 use ipnetwork::IpNetwork;
 
@@ -11,7 +18,7 @@ pub use socket::RtnlSocket;
 use crate::error::KernelError;
 
 /// A network interface as netlink reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Link {
     /// Interface index.
     pub index: u32,
@@ -23,16 +30,111 @@ pub struct Link {
     pub mtu: u32,
     /// Administratively up (IFF_UP).
     pub up: bool,
+    /// Promiscuous mode (IFF_PROMISC).
+    pub promisc: bool,
+    /// Operational state is UP.
+    pub oper_up: bool,
+    /// Link kind from IFLA_INFO_KIND (`bridge`, `veth`, …); empty for plain devices.
+    pub kind: String,
+    /// Index of the master (bridge) this link is a port of.
+    pub master: Option<u32>,
+    /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace).
+    pub peer_index: Option<u32>,
 }
 
-/// The rtnetlink operations the plugins need, in one namespace (the one the socket was opened in).
+/// A route in the main (or a given) table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// Destination.
+    pub dst: IpNetwork,
+    /// Next hop.
+    pub gw: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: Option<u32>,
+    /// Metric.
+    pub priority: u32,
+    /// Table (None = main).
+    pub table: Option<u32>,
+    /// Scope (None = global, or link when there is no gateway).
+    pub scope: Option<u8>,
+}
+
+/// One VLAN on a bridge port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeVlan {
+    /// VLAN ID.
+    pub vid: u16,
+    /// Port VLAN ID (untagged ingress goes here).
+    pub pvid: bool,
+    /// Egress untagged.
+    pub untagged: bool,
+}
+
+/// Options of a new veth pair.
+#[derive(Debug, Clone, Copy)]
+pub struct VethSpec<'a> {
+    /// Name of the end that stays in the socket's namespace.
+    pub name: &'a str,
+    /// Name of the peer.
+    pub peer_name: &'a str,
+    /// Namespace the peer is created in.
+    pub peer_netns: BorrowedFd<'a>,
+    /// MTU of both ends (None = kernel default).
+    pub mtu: Option<u32>,
+    /// MAC of the peer (None = random).
+    pub peer_mac: Option<[u8; 6]>,
+}
+
+/// The rtnetlink operations the plugins need, in one namespace.
 pub trait Netlink {
     /// The link called `name`, or [`KernelError::LinkNotFound`].
     fn link_by_name(&mut self, name: &str) -> Result<Link, KernelError>;
+    /// The link with `index`, or [`KernelError::LinkNotFound`].
+    fn link_by_index(&mut self, index: u32) -> Result<Link, KernelError>;
+    /// Every link.
+    fn links(&mut self) -> Result<Vec<Link>, KernelError>;
+    /// Creates a bridge (fails with EEXIST when the name is taken).
+    fn create_bridge(
+        &mut self,
+        name: &str,
+        mtu: Option<u32>,
+        vlan_filtering: bool,
+    ) -> Result<(), KernelError>;
+    /// Creates a veth pair whose peer lives in another namespace.
+    fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(), KernelError>;
+    /// Deletes a link (a veth takes its peer with it).
+    fn delete_link(&mut self, index: u32) -> Result<(), KernelError>;
     /// Sets IFF_UP on (`up`) or off.
     fn set_link_up(&mut self, index: u32, up: bool) -> Result<(), KernelError>;
+    /// Sets IFF_PROMISC.
+    fn set_promisc(&mut self, index: u32, on: bool) -> Result<(), KernelError>;
+    /// Attaches to (Some) or detaches from (None) a master.
+    fn set_master(&mut self, index: u32, master: Option<u32>) -> Result<(), KernelError>;
+    /// Sets the hardware address.
+    fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), KernelError>;
+    /// Sets the bridge-port flags of a port.
+    fn set_bridge_port(
+        &mut self,
+        index: u32,
+        hairpin: bool,
+        isolated: bool,
+    ) -> Result<(), KernelError>;
+    /// VLANs configured on a bridge port.
+    fn bridge_vlans(&mut self, index: u32) -> Result<Vec<BridgeVlan>, KernelError>;
+    /// Adds a VLAN to a bridge port.
+    fn add_bridge_vlan(&mut self, index: u32, vlan: BridgeVlan) -> Result<(), KernelError>;
+    /// Removes a VLAN from a bridge port.
+    fn del_bridge_vlan(&mut self, index: u32, vid: u16) -> Result<(), KernelError>;
     /// Addresses on the link, in the kernel's order.
     fn addresses(&mut self, index: u32) -> Result<Vec<IpNetwork>, KernelError>;
+    /// Adds an address (fails with EEXIST when present).
+    fn add_address(&mut self, index: u32, addr: IpNetwork) -> Result<(), KernelError>;
+    /// Removes an address.
+    fn del_address(&mut self, index: u32, addr: IpNetwork) -> Result<(), KernelError>;
+    /// Routes of one family, every table.
+    fn routes(&mut self, ipv4: bool) -> Result<Vec<RouteEntry>, KernelError>;
+    /// Adds a route (append semantics: a second default route over another interface is fine).
+    fn add_route(&mut self, route: &RouteEntry) -> Result<(), KernelError>;
 }
 
 /// Formats a hardware address as lower-case colon-separated hex.
@@ -42,4 +144,44 @@ pub fn format_mac(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (either case; `-` separators accepted too).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = text.split([':', '-']);
+    for byte in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        assert_eq!(
+            parse_mac("C2:11:22:33:44:55"),
+            Some([0xc2, 0x11, 0x22, 0x33, 0x44, 0x55])
+        );
+        assert_eq!(
+            format_mac(&[0xc2, 0x11, 0x22, 0x33, 0x44, 0x55]),
+            "c2:11:22:33:44:55"
+        );
+        for bad in [
+            "",
+            "c2:11:22:33:44",
+            "c2:11:22:33:44:55:66",
+            "zz:11:22:33:44:55",
+            "c2:1:22:33:44:55",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
 }

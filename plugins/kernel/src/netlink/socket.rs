@@ -3,16 +3,12 @@
 
 use std::io;
 
-use ipnetwork::IpNetwork;
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use super::{Link, Netlink, format_mac};
 use crate::error::KernelError;
 use crate::netns::Netns;
 
@@ -42,8 +38,9 @@ impl RtnlSocket {
         Self::open()
     }
 
-    /// Sends `msg` and collects the replies until ACK or end of dump.
-    fn request(
+    /// Sends `msg` and collects the replies until ACK or end of dump. `flags` adds to
+    /// NLM_F_REQUEST (e.g. NLM_F_ACK, NLM_F_DUMP, NLM_F_CREATE | NLM_F_EXCL).
+    pub(super) fn request(
         &mut self,
         op: &'static str,
         msg: RouteNetlinkMessage,
@@ -91,6 +88,7 @@ impl RtnlSocket {
                         NetlinkPayload::InnerMessage(m) => {
                             replies.push(m);
                             if flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0 {
+                                // A plain GET has exactly one answer and no ACK.
                                 return Ok(replies);
                             }
                         }
@@ -103,89 +101,5 @@ impl RtnlSocket {
                 offset += len;
             }
         }
-    }
-}
-
-fn link_from(msg: &LinkMessage) -> Link {
-    let mut link = Link {
-        index: msg.header.index,
-        name: String::new(),
-        mac: String::new(),
-        mtu: 0,
-        up: msg.header.flags.contains(LinkFlags::Up),
-    };
-    for attr in &msg.attributes {
-        match attr {
-            LinkAttribute::IfName(n) => link.name.clone_from(n),
-            LinkAttribute::Address(a) => link.mac = format_mac(a),
-            LinkAttribute::Mtu(m) => link.mtu = *m,
-            _ => {}
-        }
-    }
-    link
-}
-
-impl Netlink for RtnlSocket {
-    fn link_by_name(&mut self, name: &str) -> Result<Link, KernelError> {
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        let replies = match self.request("get link", RouteNetlinkMessage::GetLink(msg), 0) {
-            Err(e) if e.is_not_found() => {
-                return Err(KernelError::LinkNotFound { name: name.into() });
-            }
-            other => other?,
-        };
-        replies
-            .iter()
-            .find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(link_from(l)),
-                _ => None,
-            })
-            .ok_or_else(|| KernelError::LinkNotFound { name: name.into() })
-    }
-
-    fn set_link_up(&mut self, index: u32, up: bool) -> Result<(), KernelError> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        msg.header.change_mask = LinkFlags::Up;
-        if up {
-            msg.header.flags = LinkFlags::Up;
-        }
-        self.request("set link", RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
-            .map(drop)
-    }
-
-    fn addresses(&mut self, index: u32) -> Result<Vec<IpNetwork>, KernelError> {
-        let replies = self.request(
-            "dump addresses",
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            NLM_F_DUMP,
-        )?;
-        let mut out = Vec::new();
-        for m in replies {
-            let RouteNetlinkMessage::NewAddress(a) = m else {
-                continue;
-            };
-            if a.header.index != index {
-                continue;
-            }
-            // IFA_LOCAL is the interface's own address on point-to-point links; else IFA_ADDRESS.
-            let local = a.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Local(ip) => Some(*ip),
-                _ => None,
-            });
-            let addr = local.or_else(|| {
-                a.attributes.iter().find_map(|x| match x {
-                    AddressAttribute::Address(ip) => Some(*ip),
-                    _ => None,
-                })
-            });
-            if let Some(ip) = addr
-                && let Ok(net) = IpNetwork::new(ip, a.header.prefix_len)
-            {
-                out.push(net);
-            }
-        }
-        Ok(out)
     }
 }
