@@ -64,6 +64,12 @@ impl Netns {
     }
 }
 
+impl AsFd for Netns {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 /// While alive, the calling thread is in another netns; dropping it returns the thread to the
 /// netns it was in before. Not `Send`: a namespace belongs to a thread. Never hold it across
 /// an `.await`.

@@ -1,7 +1,9 @@
 //! An in-memory [`Netlink`] for unit tests of plugin logic: one namespace, with a log of
 //! every mutating call. A veth's peer is only recorded (its namespace is not modelled).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use ipnetwork::IpNetwork;
 
@@ -23,7 +25,16 @@ pub struct FakeNetlink {
     pub calls: Vec<String>,
     /// When set, mutating calls whose log line starts with this prefix fail with EPERM.
     pub fail_on: Option<String>,
+    /// Where a veth's peer is created (the container side); None = not modelled.
+    pub peer_ns: Option<Rc<RefCell<FakeNetlink>>>,
+    /// Addresses reported as tentative (IPv6 DAD in progress).
+    pub tentative: Vec<IpNetwork>,
 }
+
+/// A [`FakeNetlink`] shared between the test and the code under test (e.g. the container side,
+/// which the host side's `create_veth` also writes to). Borrows only for the duration of a call.
+#[derive(Debug, Clone, Default)]
+pub struct SharedFake(pub Rc<RefCell<FakeNetlink>>);
 
 fn errno(op: &'static str, e: nix::errno::Errno) -> KernelError {
     KernelError::Netlink {
@@ -151,13 +162,29 @@ impl Netlink for FakeNetlink {
         if let Some(mtu) = spec.mtu {
             self.link_mut(index)?.mtu = mtu;
         }
+        if let Some(peer_ns) = self.peer_ns.clone() {
+            let mut peer_ns = peer_ns.borrow_mut();
+            let peer = peer_ns.add_link(spec.peer_name, "veth");
+            let link = peer_ns.link_mut(peer)?;
+            link.mtu = spec.mtu.unwrap_or(1500);
+            link.peer_index = Some(index);
+            if let Some(mac) = spec.peer_mac {
+                link.mac = format_mac(&mac);
+            }
+            self.link_mut(index)?.peer_index = Some(peer);
+        }
         Ok(())
     }
 
     fn delete_link(&mut self, index: u32) -> Result<(), KernelError> {
         self.mutate("delete link", format!("delete_link {index}"))?;
-        self.entry(index)?;
+        let link = self.entry(index)?.0.clone();
         self.links.retain(|(l, _)| l.index != index);
+        if let (Some(peer_ns), "veth", Some(peer)) =
+            (&self.peer_ns, link.kind.as_str(), link.peer_index)
+        {
+            peer_ns.borrow_mut().links.retain(|(l, _)| l.index != peer);
+        }
         Ok(())
     }
 
@@ -235,6 +262,15 @@ impl Netlink for FakeNetlink {
         Ok(self.entry(index)?.1.clone())
     }
 
+    fn tentative_addresses(&mut self, index: u32) -> Result<Vec<(IpNetwork, bool)>, KernelError> {
+        let addrs = self.entry(index)?.1.clone();
+        Ok(addrs
+            .into_iter()
+            .filter(|a| self.tentative.contains(a))
+            .map(|a| (a, false))
+            .collect())
+    }
+
     fn add_address(&mut self, index: u32, addr: IpNetwork) -> Result<(), KernelError> {
         self.mutate("add address", format!("add_address {index} {addr}"))?;
         let addrs = &mut self.entry(index)?.1;
@@ -268,4 +304,35 @@ impl Netlink for FakeNetlink {
         self.routes.push(route.clone());
         Ok(())
     }
+}
+
+macro_rules! delegate {
+    ($(fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        impl Netlink for SharedFake {
+            $(fn $name(&mut self $(, $arg: $ty)*) -> $ret { self.0.borrow_mut().$name($($arg),*) })*
+        }
+    };
+}
+
+delegate! {
+    fn link_by_name(&mut self, name: &str) -> Result<Link, KernelError>;
+    fn link_by_index(&mut self, index: u32) -> Result<Link, KernelError>;
+    fn links(&mut self) -> Result<Vec<Link>, KernelError>;
+    fn create_bridge(&mut self, name: &str, mtu: Option<u32>, vlan_filtering: bool) -> Result<(), KernelError>;
+    fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(), KernelError>;
+    fn delete_link(&mut self, index: u32) -> Result<(), KernelError>;
+    fn set_link_up(&mut self, index: u32, up: bool) -> Result<(), KernelError>;
+    fn set_promisc(&mut self, index: u32, on: bool) -> Result<(), KernelError>;
+    fn set_master(&mut self, index: u32, master: Option<u32>) -> Result<(), KernelError>;
+    fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), KernelError>;
+    fn set_bridge_port(&mut self, index: u32, hairpin: bool, isolated: bool) -> Result<(), KernelError>;
+    fn bridge_vlans(&mut self, index: u32) -> Result<Vec<BridgeVlan>, KernelError>;
+    fn add_bridge_vlan(&mut self, index: u32, vlan: BridgeVlan) -> Result<(), KernelError>;
+    fn del_bridge_vlan(&mut self, index: u32, vid: u16) -> Result<(), KernelError>;
+    fn addresses(&mut self, index: u32) -> Result<Vec<IpNetwork>, KernelError>;
+    fn tentative_addresses(&mut self, index: u32) -> Result<Vec<(IpNetwork, bool)>, KernelError>;
+    fn add_address(&mut self, index: u32, addr: IpNetwork) -> Result<(), KernelError>;
+    fn del_address(&mut self, index: u32, addr: IpNetwork) -> Result<(), KernelError>;
+    fn routes(&mut self, ipv4: bool) -> Result<Vec<RouteEntry>, KernelError>;
+    fn add_route(&mut self, route: &RouteEntry) -> Result<(), KernelError>;
 }

@@ -12,7 +12,7 @@ use std::os::fd::BorrowedFd;
 
 use ipnetwork::IpNetwork;
 
-pub use fake::FakeNetlink;
+pub use fake::{FakeNetlink, SharedFake};
 pub use socket::RtnlSocket;
 
 use crate::error::KernelError;
@@ -127,6 +127,8 @@ pub trait Netlink {
     fn del_bridge_vlan(&mut self, index: u32, vid: u16) -> Result<(), KernelError>;
     /// Addresses on the link, in the kernel's order.
     fn addresses(&mut self, index: u32) -> Result<Vec<IpNetwork>, KernelError>;
+    /// IPv6 addresses still in duplicate address detection: `(address, dad_failed)`.
+    fn tentative_addresses(&mut self, index: u32) -> Result<Vec<(IpNetwork, bool)>, KernelError>;
     /// Adds an address (fails with EEXIST when present).
     fn add_address(&mut self, index: u32, addr: IpNetwork) -> Result<(), KernelError>;
     /// Removes an address.

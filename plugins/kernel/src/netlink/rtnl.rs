@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 
 use ipnetwork::IpNetwork;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     AfSpecBridge, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData, InfoKind,
     InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
@@ -389,6 +389,46 @@ impl Netlink for RtnlSocket {
                 && let Ok(net) = IpNetwork::new(ip, a.header.prefix_len)
             {
                 out.push(net);
+            }
+        }
+        Ok(out)
+    }
+
+    fn tentative_addresses(&mut self, index: u32) -> Result<Vec<(IpNetwork, bool)>, KernelError> {
+        let replies = self.request(
+            "dump addresses",
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for m in replies {
+            let RouteNetlinkMessage::NewAddress(a) = m else {
+                continue;
+            };
+            if a.header.index != index {
+                continue;
+            }
+            let flags = a
+                .attributes
+                .iter()
+                .find_map(|x| match x {
+                    AddressAttribute::Flags(f) => Some(*f),
+                    _ => None,
+                })
+                .unwrap_or_else(|| {
+                    AddressFlags::from_bits_truncate(u32::from(a.header.flags.bits()))
+                });
+            if !flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed) {
+                continue;
+            }
+            let ip = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(ip) = ip
+                && let Ok(net) = IpNetwork::new(ip, a.header.prefix_len)
+            {
+                out.push((net, flags.contains(AddressFlags::Dadfailed)));
             }
         }
         Ok(out)

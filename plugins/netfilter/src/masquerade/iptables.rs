@@ -1,0 +1,203 @@
+//! iptables masquerade backend: table `nat`, per family
+//!
+//! ```text
+//! :CNI-<24hex> - [0:0]
+//! -A CNI-<24hex> -d <subnet> -m comment --comment "name: \"<net>\" id: \"<cid>\"" -j ACCEPT
+//! -A CNI-<24hex> ! -d 224.0.0.0/4 -m comment --comment "…" -j MASQUERADE      (v6: ff00::/8)
+//! -A POSTROUTING -s <ip>/32 -m comment --comment "…" -j CNI-<24hex>            (v6: /128)
+//! ```
+//!
+//! Each operation is one `iptables-save -t nat` plus (only if something must change) one
+//! `iptables-restore --noflush -w` per family.
+
+mod plan;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use ipnetwork::IpNetwork;
+
+use super::{BackendKind, MasqueradeBackend, validate};
+use crate::NetfilterError;
+use crate::exec::CommandRunner;
+use crate::iptables::{IpFamily, Iptables, RestoreBatch, SavedTable};
+use crate::names;
+
+pub(crate) use plan::{check_family, gc_chains, setup_batch, teardown_batch};
+
+/// The iptables masquerade backend.
+#[derive(Clone)]
+pub struct IptablesMasquerade {
+    runner: Arc<dyn CommandRunner>,
+}
+
+impl std::fmt::Debug for IptablesMasquerade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IptablesMasquerade").finish_non_exhaustive()
+    }
+}
+
+impl IptablesMasquerade {
+    /// The backend over `runner`.
+    pub fn new(runner: Arc<dyn CommandRunner>) -> Self {
+        Self { runner }
+    }
+
+    fn tools(&self, family: IpFamily) -> Iptables {
+        Iptables::new(self.runner.clone(), family)
+    }
+
+    /// Read the nat table, plan, apply; if the restore fails (another process changed the
+    /// table between our read and our write) read, plan and apply once more.
+    fn converge(
+        &self,
+        family: IpFamily,
+        plan: impl Fn(&SavedTable) -> Option<RestoreBatch>,
+    ) -> Result<(), NetfilterError> {
+        let tools = self.tools(family);
+        let Some(batch) = plan(&tools.save("nat")?) else {
+            return Ok(());
+        };
+        if tools.restore(&batch).is_ok() {
+            return Ok(());
+        }
+        match plan(&tools.save("nat")?) {
+            None => Ok(()),
+            Some(batch) => tools.restore(&batch),
+        }
+    }
+
+    /// `converge` for teardown-like operations: a family whose tools are missing or whose nat
+    /// table the kernel does not have holds nothing to remove.
+    fn converge_removal(
+        &self,
+        family: IpFamily,
+        plan: impl Fn(&SavedTable) -> Option<RestoreBatch>,
+    ) -> Result<(), NetfilterError> {
+        match self.converge(family, plan) {
+            Err(NetfilterError::ProgramNotFound { .. }) => Ok(()),
+            Err(e) if e.is_not_exist() => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl MasqueradeBackend for IptablesMasquerade {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Iptables
+    }
+
+    fn setup(
+        &self,
+        network: &str,
+        container_id: &str,
+        _ifname: &str,
+        ips: &[IpNetwork],
+    ) -> Result<(), NetfilterError> {
+        validate(network, container_id)?;
+        let chain = names::chain_name("", network, container_id);
+        let comment = checked_comment(network, container_id)?;
+        let mut done = Vec::new();
+        for (family, family_ips) in by_family(ips) {
+            let result = self.converge(family, |saved| {
+                setup_batch(saved, family, &chain, &comment, &family_ips)
+            });
+            if let Err(e) = result {
+                // Undo the families this call already set up; the first error is the one to report.
+                for undo in done {
+                    let _ = self
+                        .converge_removal(undo, |saved| teardown_batch(saved, &[chain.as_str()]));
+                }
+                return Err(e);
+            }
+            done.push(family);
+        }
+        Ok(())
+    }
+
+    fn teardown(
+        &self,
+        network: &str,
+        container_id: &str,
+        _ifname: &str,
+    ) -> Result<(), NetfilterError> {
+        validate(network, container_id)?;
+        let chain = names::chain_name("", network, container_id);
+        let errors = IpFamily::ALL
+            .into_iter()
+            .filter_map(|family| {
+                self.converge_removal(family, |saved| teardown_batch(saved, &[chain.as_str()]))
+                    .err()
+            })
+            .collect();
+        NetfilterError::collect(errors)
+    }
+
+    fn check(
+        &self,
+        network: &str,
+        container_id: &str,
+        _ifname: &str,
+        ips: &[IpNetwork],
+    ) -> Result<(), NetfilterError> {
+        validate(network, container_id)?;
+        let chain = names::chain_name("", network, container_id);
+        let comment = checked_comment(network, container_id)?;
+        for (family, family_ips) in by_family(ips) {
+            let saved = self.tools(family).save("nat")?;
+            check_family(&saved, family, &chain, &comment, &family_ips)?;
+        }
+        Ok(())
+    }
+
+    fn gc(&self, network: &str, valid: &[(&str, &str)]) -> Result<(), NetfilterError> {
+        crate::names::validate_name("network name", network)?;
+        let keep: HashSet<&str> = valid.iter().map(|(cid, _)| *cid).collect();
+        let errors = IpFamily::ALL
+            .into_iter()
+            .filter_map(|family| {
+                self.converge_removal(family, |saved| {
+                    let stale = gc_chains(saved, network, &keep);
+                    let chains: Vec<&str> = stale.iter().map(String::as_str).collect();
+                    teardown_batch(saved, &chains)
+                })
+                .err()
+            })
+            .collect();
+        NetfilterError::collect(errors)
+    }
+
+    fn status(&self) -> Result<(), NetfilterError> {
+        self.tools(IpFamily::V4)
+            .probe()
+            .map_err(|e| NetfilterError::Unusable {
+                backend: "iptables",
+                source: Box::new(e),
+            })
+    }
+}
+
+/// The reference comment, refused when iptables' 255-character comment limit would reject it.
+fn checked_comment(network: &str, container_id: &str) -> Result<String, NetfilterError> {
+    let comment = names::comment(network, container_id);
+    if comment.len() > 255 {
+        return Err(NetfilterError::InvalidName {
+            what: "container ID",
+            value: container_id.to_owned(),
+            reason: "the rule comment would exceed iptables' 255-character limit",
+        });
+    }
+    Ok(comment)
+}
+
+/// Addresses grouped by family (v4 first), input order kept within a family.
+fn by_family(ips: &[IpNetwork]) -> BTreeMap<IpFamily, Vec<IpNetwork>> {
+    let mut map: BTreeMap<IpFamily, Vec<IpNetwork>> = BTreeMap::new();
+    for ip in ips {
+        map.entry(IpFamily::of(&ip.ip())).or_default().push(*ip);
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests;
