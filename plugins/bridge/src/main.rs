@@ -1,0 +1,5 @@
+//! The `bridge` CNI plugin binary.
+
+fn main() {
+    cni_core::skel::run(bridge::Bridge)
+}
