@@ -257,12 +257,13 @@ fn ensure_bridge(
         .map_err(|e| error::kernel(&format!("could not lookup {name:?}"), e))
 }
 
-fn is_exists(e: &KernelError) -> bool {
-    matches!(e, KernelError::Netlink { source, .. } if source.raw_os_error() == Some(nix_eexist()))
+fn is_errno(e: &KernelError, errno: i32) -> bool {
+    matches!(e, KernelError::Netlink { source, .. } if source.raw_os_error() == Some(errno))
 }
 
-const fn nix_eexist() -> i32 {
-    17 // EEXIST
+/// EEXIST.
+fn is_exists(e: &KernelError) -> bool {
+    is_errno(e, 17)
 }
 
 /// Writes a host sysctl when it differs, journaling the old value; a missing key is ignored.
