@@ -15,6 +15,8 @@ cargo build --release --workspace --bins
 log="$(mktemp /tmp/cni-test-log.XXXXXX)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --exclude integration-tests 2>&1 | tee -a "$log"
+# Root-only tests of the netfilter layer against the Go plugins' rules, in throwaway netns.
+cargo test -p cni-netfilter --tests -- --ignored 2>&1 | tee -a "$log"
 CNI_PLUGIN_DIR="$repo/target/release" cargo test -p integration-tests --tests 2>&1 | tee -a "$log"
 
 awk '/^test result:/ {
