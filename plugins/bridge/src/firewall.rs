@@ -71,8 +71,7 @@ impl<'a> MasqueradeRules<'a> {
 
     /// GC: removes masquerade state of attachments of `network` not in `valid`, in both
     /// backends (an attachment may predate a change of backend).
-    pub fn gc(cfg: &BridgeConfig, network: &str, valid: &[AttachmentKey]) -> Result<(), CniError> {
-        let _ = cfg;
+    pub fn gc(network: &str, valid: &[AttachmentKey]) -> Result<(), CniError> {
         let pairs: Vec<(&str, &str)> = valid
             .iter()
             .map(|k| (k.container_id.as_str(), k.ifname.as_str()))

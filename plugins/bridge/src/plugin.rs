@@ -111,7 +111,7 @@ impl Plugin for Bridge {
             sleep: &std::thread::sleep,
         };
         let ipam = DelegatedIpam::new(inv);
-        let masq = MasqueradeRules::new(&cfg, &inv.conf.name, &att.container_id, &att.ifname)?;
+        let masq = MasqueradeRules::new(&cfg, &inv.conf.name, &att.container_id, &att.ifname);
         let spoof = SpoofCheck::new(&att.container_id, &att.ifname);
         let req = AddRequest {
             cfg: &cfg,
@@ -136,7 +136,7 @@ impl Plugin for Bridge {
     fn del(&self, inv: &Invocation<BridgeFields>, att: &Attachment) -> Result<(), CniError> {
         let cfg = config::load(&inv.conf, None)?;
         let ipam = DelegatedIpam::new(inv);
-        let masq = MasqueradeRules::new(&cfg, &inv.conf.name, &att.container_id, &att.ifname)?;
+        let masq = MasqueradeRules::new(&cfg, &inv.conf.name, &att.container_id, &att.ifname);
         let spoof = SpoofCheck::new(&att.container_id, &att.ifname);
         let container_ns = match att.netns.as_deref() {
             None => None,
@@ -183,7 +183,7 @@ impl Plugin for Bridge {
         let path = att.netns()?;
         let container_ns = open_netns(path)?;
         let (mut host, mut container) = sockets(&container_ns)?;
-        let masq = MasqueradeRules::new(&cfg, &inv.conf.name, &att.container_id, &att.ifname)?;
+        let masq = MasqueradeRules::new(&cfg, &inv.conf.name, &att.container_id, &att.ifname);
         let req = CheckRequest {
             cfg: &cfg,
             ifname: &att.ifname,
@@ -203,10 +203,10 @@ impl Plugin for Bridge {
     }
 
     fn gc(&self, inv: &Invocation<BridgeFields>, valid: &[AttachmentKey]) -> Result<(), CniError> {
-        let cfg = config::load(&inv.conf, None)?;
+        config::load(&inv.conf, None)?;
         // Keep going: GC reports every failure but does all it can.
         let ipam = DelegatedIpam::new(inv).run(Command::Gc);
-        let rules = MasqueradeRules::gc(&cfg, &inv.conf.name, valid);
+        let rules = MasqueradeRules::gc(&inv.conf.name, valid);
         ipam.and(rules)
     }
 }
