@@ -39,13 +39,13 @@ impl<'a> MasqueradeRules<'a> {
         network: &'a str,
         container_id: &'a str,
         ifname: &'a str,
-    ) -> Result<Self, CniError> {
-        Ok(MasqueradeRules {
+    ) -> Self {
+        MasqueradeRules {
             backend_name: cfg.ip_masq_backend.as_deref(),
             network,
             container_id,
             ifname,
-        })
+        }
     }
 
     fn backend(&self) -> Result<Box<dyn MasqueradeBackend>, CniError> {
