@@ -105,6 +105,9 @@ fn run(
         &cfg.trunk,
         cfg,
     )?;
+    if j.steps().contains(&Step::Bridge(bridge.index)) {
+        pin_bridge_mac(k, bridge.index);
+    }
     let container_link = k
         .container
         .link_by_name(req.ifname)
@@ -193,6 +196,18 @@ fn run(
         result.dns = dns.clone();
     }
     Ok(result)
+}
+
+/// Pins the MAC of a bridge this ADD created, once its first port has joined. Left alone, it
+/// follows the lowest port MAC, so an L2 bridge's address (and every cached result naming it)
+/// would change as containers come and go; isGateway pins it too, as the reference does.
+/// (Pinning before any port joins leaves the bridge's operstate UNKNOWN.)
+fn pin_bridge_mac(k: &mut Kernel<'_>, index: u32) {
+    if let Ok(now) = k.host.link_by_index(index)
+        && let Some(mac) = cni_kernel::netlink::parse_mac(&now.mac)
+    {
+        let _ = k.host.set_mac(index, mac);
+    }
 }
 
 /// Finds or creates the bridge, makes it promiscuous if asked, and sets it up.
@@ -443,10 +458,9 @@ fn set_gateways(
         families.push(gw.is_ipv4());
     }
     if cfg.vlan == 0 {
-        // Pin the bridge MAC, so it no longer follows the lowest port MAC.
-        if let Some(mac) = cni_kernel::netlink::parse_mac(&bridge.mac) {
-            let _ = k.host.set_mac(bridge.index, mac);
-        }
+        // Pin the bridge MAC (its current one: the value read at the start of this ADD may be
+        // stale when other ADDs attach ports concurrently).
+        pin_bridge_mac(k, bridge.index);
     }
     if families.contains(&true) {
         set_host_sysctl(k, j, "net/ipv4/ip_forward", "1");

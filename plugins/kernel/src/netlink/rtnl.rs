@@ -12,7 +12,9 @@ use netlink_packet_route::link::{
     InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
     LinkMessage, State,
 };
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{
     AddressMessageBuilder, LinkBridgeVlan, LinkMessageBuilder, LinkUnspec, LinkVeth,
@@ -158,8 +160,8 @@ fn route_message(r: &RouteEntry) -> Result<RouteMessage, KernelError> {
         msg.header.table = u8::try_from(table).unwrap_or(252);
         msg.attributes.push(RouteAttribute::Table(table));
     }
-    // Like the reference (and `ip route` without `proto`): no protocol tag, not rtnetlink's `static`.
-    msg.header.protocol = RouteProtocol::Unspec;
+    // Like the reference (and `ip route add` without `proto`): `boot`, not rtnetlink's `static`.
+    msg.header.protocol = RouteProtocol::Boot;
     msg.header.scope = match r.scope {
         Some(s) => RouteScope::from(s),
         None if r.gw.is_none() => RouteScope::Link,
