@@ -39,3 +39,26 @@ pub fn ranges(subnets: &[&str]) -> Value {
     let sets: Vec<Value> = subnets.iter().map(|s| json!([{ "subnet": s }])).collect();
     json!({ "ranges": sets })
 }
+
+/// A `bridge` plugin object for a conflist: `{"type": "bridge", "bridge": bridge}` plus every
+/// member of `extra` (a JSON object; its members win).
+pub fn bridge(bridge: &str, extra: Value) -> Value {
+    merge(json!({"type": "bridge", "bridge": bridge}), extra)
+}
+
+/// A host-local `ipam` object: one single-range set per subnet, state under `data_dir`.
+pub fn host_local_ipam(data_dir: &Path, subnets: &[&str]) -> Value {
+    merge(
+        ranges(subnets),
+        json!({"type": "host-local", "dataDir": data_dir.to_string_lossy()}),
+    )
+}
+
+/// `base` with the members of `extra` added or replaced (both must be JSON objects).
+pub fn merge(base: Value, extra: Value) -> Value {
+    let (Value::Object(mut base), Value::Object(extra)) = (base, extra) else {
+        panic!("config::merge needs two JSON objects");
+    };
+    base.extend(extra);
+    Value::Object(base)
+}

@@ -13,6 +13,11 @@
 //! [`assert_same!`], so a test can prove that teardown returned everything to the baseline.
 //! [`Differential`] runs one request against our binary and the Go reference in `/usr/lib/cni`.
 //!
+//! For interface plugins: [`BridgeBench`] (one bridge network in a world, snapshots without what
+//! bridge DEL keeps), [`inspect`] (links, ports, VLANs, addresses, routes, sysctls, nat rules),
+//! [`traffic`] (ping, UDP with the receiver's view of the source) and [`Outside`] (a routed
+//! namespace behind the host).
+//!
 //! Nothing here skips silently: missing binaries, missing tools or not running as root make the
 //! harness panic with a message saying what to do.
 
@@ -20,20 +25,25 @@
 // and `panic!` are how it reports, so the workspace's warn-level lints are relaxed here.
 #![allow(clippy::expect_used, clippy::panic)]
 
+pub mod bridge;
 pub mod cni;
 pub mod cnitool;
 pub mod config;
 pub mod differential;
 pub mod exec;
 pub mod hostlocal;
+pub mod inspect;
 pub mod locate;
 pub mod netns;
+pub mod outside;
 pub mod process;
 pub mod snapshot;
 pub mod textdiff;
+pub mod traffic;
 pub mod tree;
 pub mod world;
 
+pub use bridge::BridgeBench;
 pub use cni::{CniError, SUPPORTED_VERSIONS, strip_empty};
 pub use cnitool::{CnitoolCall, cnitool_container_id};
 pub use differential::{Differential, Side};
@@ -41,6 +51,7 @@ pub use exec::PluginCall;
 pub use hostlocal::HostLocal;
 pub use locate::Plugin;
 pub use netns::Netns;
+pub use outside::Outside;
 pub use process::Output;
 pub use snapshot::Snapshot;
 pub use tree::{TreeEntry, read_tree};

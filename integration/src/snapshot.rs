@@ -98,6 +98,17 @@ impl Snapshot {
         Snapshot { sections }
     }
 
+    /// A copy with every section's text replaced by `f(name, text)` (for normalisations that
+    /// need the structure of a section, e.g. dropping one link from `ip -j` output).
+    pub fn map_sections(&self, f: impl Fn(&str, &str) -> String) -> Snapshot {
+        let sections = self
+            .sections
+            .iter()
+            .map(|(name, text)| (name.clone(), f(name, text)))
+            .collect();
+        Snapshot { sections }
+    }
+
     /// The text of one section, if captured.
     pub fn section(&self, name: &str) -> Option<&str> {
         self.sections.get(name).map(String::as_str)
