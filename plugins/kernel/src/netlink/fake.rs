@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use ipnetwork::IpNetwork;
 
-use super::{BridgeVlan, Link, Netlink, RouteEntry, VethSpec, format_mac};
+use super::{BridgeVlan, Link, MacvlanSpec, Netlink, RouteEntry, VethSpec, format_mac};
 use crate::error::KernelError;
 
 /// A fake namespace.
@@ -176,6 +176,71 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
 
+    fn create_macvlan(&mut self, spec: &MacvlanSpec<'_>) -> Result<(), KernelError> {
+        let line = format!(
+            "create_macvlan {} {} {}",
+            spec.name,
+            spec.master,
+            spec.mode.as_str()
+        );
+        self.mutate("create macvlan", line)?;
+        let target = match (spec.netns, &self.peer_ns) {
+            (Some(_), Some(peer)) => peer.clone(),
+            _ => Rc::new(RefCell::new(std::mem::take(self))),
+        };
+        let in_self = spec.netns.is_none() || self.peer_ns.is_none();
+        {
+            let mut ns = target.borrow_mut();
+            if ns.link_by_name(spec.name).is_ok() {
+                drop(ns);
+                if in_self {
+                    *self = Rc::try_unwrap(target)
+                        .map(RefCell::into_inner)
+                        .unwrap_or_default();
+                }
+                return Err(errno("create macvlan", nix::errno::Errno::EEXIST));
+            }
+            let index = ns.add_link(spec.name, "macvlan");
+            let link = ns.link_mut(index)?;
+            link.mtu = spec.mtu.unwrap_or(1500);
+            link.macvlan_mode = Some(spec.mode);
+            link.peer_index = Some(spec.master);
+            if let Some(mac) = spec.mac {
+                link.mac = format_mac(&mac);
+            }
+        }
+        if in_self {
+            *self = Rc::try_unwrap(target)
+                .map(RefCell::into_inner)
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    fn set_name(&mut self, index: u32, name: &str) -> Result<(), KernelError> {
+        self.mutate("rename link", format!("set_name {index} {name}"))?;
+        self.link_mut(index)?.name = name.into();
+        Ok(())
+    }
+
+    fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), KernelError> {
+        self.mutate("set mtu", format!("set_mtu {index} {mtu}"))?;
+        self.link_mut(index)?.mtu = mtu;
+        Ok(())
+    }
+
+    fn set_allmulti(&mut self, index: u32, on: bool) -> Result<(), KernelError> {
+        self.mutate("set allmulti", format!("set_allmulti {index} {on}"))?;
+        self.link_mut(index)?.allmulti = on;
+        Ok(())
+    }
+
+    fn set_txqlen(&mut self, index: u32, len: u32) -> Result<(), KernelError> {
+        self.mutate("set txqlen", format!("set_txqlen {index} {len}"))?;
+        self.link_mut(index)?.txqlen = len;
+        Ok(())
+    }
+
     fn delete_link(&mut self, index: u32) -> Result<(), KernelError> {
         self.mutate("delete link", format!("delete_link {index}"))?;
         let link = self.entry(index)?.0.clone();
@@ -320,6 +385,11 @@ delegate! {
     fn links(&mut self) -> Result<Vec<Link>, KernelError>;
     fn create_bridge(&mut self, name: &str, mtu: Option<u32>, vlan_filtering: bool) -> Result<(), KernelError>;
     fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(), KernelError>;
+    fn create_macvlan(&mut self, spec: &MacvlanSpec<'_>) -> Result<(), KernelError>;
+    fn set_name(&mut self, index: u32, name: &str) -> Result<(), KernelError>;
+    fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), KernelError>;
+    fn set_allmulti(&mut self, index: u32, on: bool) -> Result<(), KernelError>;
+    fn set_txqlen(&mut self, index: u32, len: u32) -> Result<(), KernelError>;
     fn delete_link(&mut self, index: u32) -> Result<(), KernelError>;
     fn set_link_up(&mut self, index: u32, up: bool) -> Result<(), KernelError>;
     fn set_promisc(&mut self, index: u32, on: bool) -> Result<(), KernelError>;

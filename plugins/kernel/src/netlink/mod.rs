@@ -38,8 +38,74 @@ pub struct Link {
     pub kind: String,
     /// Index of the master (bridge) this link is a port of.
     pub master: Option<u32>,
-    /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace).
+    /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace); for a macvlan, its
+    /// master's index (in the master's namespace).
     pub peer_index: Option<u32>,
+    /// IFF_ALLMULTI.
+    pub allmulti: bool,
+    /// Transmit queue length.
+    pub txqlen: u32,
+    /// The mode of a macvlan link.
+    pub macvlan_mode: Option<MacvlanMode>,
+}
+
+/// Macvlan modes, as `ip link` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacvlanMode {
+    /// `private`: no traffic between macvlans of one master.
+    Private,
+    /// `vepa`: traffic between macvlans goes out through the master's peer.
+    Vepa,
+    /// `bridge`: macvlans of one master talk directly.
+    Bridge,
+    /// `passthru`: one macvlan takes over the master.
+    Passthru,
+    /// `source`: filtered by source MAC.
+    Source,
+}
+
+impl MacvlanMode {
+    /// Parses the CNI / `ip link` name.
+    pub fn parse(s: &str) -> Option<MacvlanMode> {
+        Some(match s {
+            "private" => MacvlanMode::Private,
+            "vepa" => MacvlanMode::Vepa,
+            "bridge" => MacvlanMode::Bridge,
+            "passthru" => MacvlanMode::Passthru,
+            "source" => MacvlanMode::Source,
+            _ => return None,
+        })
+    }
+
+    /// The CNI / `ip link` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Passthru => "passthru",
+            MacvlanMode::Source => "source",
+        }
+    }
+}
+
+/// Options of a new macvlan link.
+#[derive(Debug, Clone, Copy)]
+pub struct MacvlanSpec<'a> {
+    /// Name at creation.
+    pub name: &'a str,
+    /// Index of the master in the socket's namespace.
+    pub master: u32,
+    /// Mode.
+    pub mode: MacvlanMode,
+    /// MTU (None = the master's).
+    pub mtu: Option<u32>,
+    /// MAC (None = random).
+    pub mac: Option<[u8; 6]>,
+    /// Broadcast queue length (None = kernel default).
+    pub bcqueuelen: Option<u32>,
+    /// Namespace to create it in (None = the socket's).
+    pub netns: Option<BorrowedFd<'a>>,
 }
 
 /// A route in the main (or a given) table.
@@ -102,10 +168,20 @@ pub trait Netlink {
     ) -> Result<(), KernelError>;
     /// Creates a veth pair whose peer lives in another namespace.
     fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<(), KernelError>;
+    /// Creates a macvlan link on a master.
+    fn create_macvlan(&mut self, spec: &MacvlanSpec<'_>) -> Result<(), KernelError>;
     /// Deletes a link (a veth takes its peer with it).
     fn delete_link(&mut self, index: u32) -> Result<(), KernelError>;
     /// Sets IFF_UP on (`up`) or off.
     fn set_link_up(&mut self, index: u32, up: bool) -> Result<(), KernelError>;
+    /// Renames a link (it must be down).
+    fn set_name(&mut self, index: u32, name: &str) -> Result<(), KernelError>;
+    /// Sets the MTU.
+    fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), KernelError>;
+    /// Sets IFF_ALLMULTI.
+    fn set_allmulti(&mut self, index: u32, on: bool) -> Result<(), KernelError>;
+    /// Sets the transmit queue length.
+    fn set_txqlen(&mut self, index: u32, len: u32) -> Result<(), KernelError>;
     /// Sets IFF_PROMISC.
     fn set_promisc(&mut self, index: u32, on: bool) -> Result<(), KernelError>;
     /// Attaches to (Some) or detaches from (None) a master.

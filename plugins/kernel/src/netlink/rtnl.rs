@@ -8,21 +8,23 @@ use ipnetwork::IpNetwork;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    AfSpecBridge, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData, InfoKind,
+    AfSpecBridge, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan,
     InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
-    LinkMessage, State,
+    LinkMessage, MacVlanMode, State,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{
-    AddressMessageBuilder, LinkBridgeVlan, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    AddressMessageBuilder, LinkBridgeVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth,
     RouteMessageBuilder,
 };
 
 use super::socket::RtnlSocket;
-use super::{BridgeVlan, Link, Netlink, RouteEntry, VethSpec, format_mac};
+use super::{
+    BridgeVlan, Link, MacvlanMode, MacvlanSpec, Netlink, RouteEntry, VethSpec, format_mac,
+};
 use crate::error::KernelError;
 
 fn link_from(msg: &LinkMessage) -> Link {
@@ -30,6 +32,7 @@ fn link_from(msg: &LinkMessage) -> Link {
         index: msg.header.index,
         up: msg.header.flags.contains(LinkFlags::Up),
         promisc: msg.header.flags.contains(LinkFlags::Promisc),
+        allmulti: msg.header.flags.contains(LinkFlags::Allmulti),
         ..Link::default()
     };
     for attr in &msg.attributes {
@@ -40,10 +43,18 @@ fn link_from(msg: &LinkMessage) -> Link {
             LinkAttribute::Controller(m) => link.master = Some(*m),
             LinkAttribute::Link(p) => link.peer_index = Some(*p),
             LinkAttribute::OperState(s) => link.oper_up = *s == State::Up,
+            LinkAttribute::TxQueueLen(q) => link.txqlen = *q,
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
-                    if let LinkInfo::Kind(kind) = info {
-                        link.kind = kind.to_string();
+                    match info {
+                        LinkInfo::Kind(kind) => link.kind = kind.to_string(),
+                        LinkInfo::Data(InfoData::MacVlan(data)) => {
+                            link.macvlan_mode = data.iter().find_map(|d| match d {
+                                InfoMacVlan::Mode(m) => macvlan_mode_from(*m),
+                                _ => None,
+                            });
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -51,6 +62,27 @@ fn link_from(msg: &LinkMessage) -> Link {
         }
     }
     link
+}
+
+fn macvlan_mode_from(m: MacVlanMode) -> Option<MacvlanMode> {
+    Some(match m {
+        MacVlanMode::Private => MacvlanMode::Private,
+        MacVlanMode::Vepa => MacvlanMode::Vepa,
+        MacVlanMode::Bridge => MacvlanMode::Bridge,
+        MacVlanMode::Passthrough => MacvlanMode::Passthru,
+        MacVlanMode::Source => MacvlanMode::Source,
+        _ => return None,
+    })
+}
+
+fn macvlan_mode_to(m: MacvlanMode) -> MacVlanMode {
+    match m {
+        MacvlanMode::Private => MacVlanMode::Private,
+        MacvlanMode::Vepa => MacVlanMode::Vepa,
+        MacvlanMode::Bridge => MacVlanMode::Bridge,
+        MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        MacvlanMode::Source => MacVlanMode::Source,
+    }
 }
 
 fn links_of(replies: Vec<RouteNetlinkMessage>) -> Vec<Link> {
@@ -246,6 +278,53 @@ impl Netlink for RtnlSocket {
         let msg = RouteNetlinkMessage::NewLink(b.build());
         self.request("create veth", msg, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
             .map(drop)
+    }
+
+    fn create_macvlan(&mut self, spec: &MacvlanSpec<'_>) -> Result<(), KernelError> {
+        let mut b = LinkMacVlan::new(spec.name, spec.master, macvlan_mode_to(spec.mode));
+        if let Some(q) = spec.bcqueuelen {
+            b = b.append_info_data(InfoMacVlan::BcQueueLen(q));
+        }
+        if let Some(mtu) = spec.mtu {
+            b = b.mtu(mtu);
+        }
+        if let Some(mac) = spec.mac {
+            b = b.address(mac.to_vec());
+        }
+        if let Some(ns) = spec.netns {
+            b = b.setns_by_fd(ns.as_raw_fd());
+        }
+        let msg = RouteNetlinkMessage::NewLink(b.build());
+        self.request("create macvlan", msg, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+    }
+
+    fn set_name(&mut self, index: u32, name: &str) -> Result<(), KernelError> {
+        self.set_link(
+            "rename link",
+            LinkUnspec::new_with_index(index).name(name).build(),
+        )
+    }
+
+    fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), KernelError> {
+        self.set_link(
+            "set mtu",
+            LinkUnspec::new_with_index(index).mtu(mtu).build(),
+        )
+    }
+
+    fn set_allmulti(&mut self, index: u32, on: bool) -> Result<(), KernelError> {
+        self.set_link(
+            "set allmulti",
+            LinkUnspec::new_with_index(index).allmulticast(on).build(),
+        )
+    }
+
+    fn set_txqlen(&mut self, index: u32, len: u32) -> Result<(), KernelError> {
+        self.set_link(
+            "set txqueuelen",
+            LinkUnspec::new_with_index(index).txqueuelen(len).build(),
+        )
     }
 
     fn delete_link(&mut self, index: u32) -> Result<(), KernelError> {
