@@ -6,11 +6,14 @@
 //! - [`iptables`]: one `iptables-save` read and one atomic `iptables-restore --noflush` write per
 //!   operation, with a batch builder the firewall and portmap plugins can share.
 //! - [`nft`]: `nft -f -` transactions and `nft -j` listings.
+//! - [`firewall`]: the firewall plugin's rules behind [`firewall::FirewallBackend`], iptables
+//!   (reference layout plus owner comments) and nftables (table `inet cni_firewall`).
 //! - [`masquerade`]: the bridge plugin's `ipMasq` behind [`masquerade::MasqueradeBackend`], with
 //!   iptables and nftables backends compatible with the reference plugin's rules.
 
 pub mod error;
 pub mod exec;
+pub mod firewall;
 pub mod iptables;
 pub mod masquerade;
 pub mod names;

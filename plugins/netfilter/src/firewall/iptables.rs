@@ -1,0 +1,235 @@
+//! The iptables firewall backend: the reference plugin's layout in table `filter` of iptables
+//! and ip6tables, plus an owner comment on the two per-address rules (see [`super::owner`]).
+//!
+//! Each operation takes the [`HostLock`], then per family reads the table once
+//! (`iptables-save -t filter`) and, only if something must change, writes one batch
+//! (`iptables-restore --noflush -w`). A batch that fails because another tool changed the table
+//! in between is re-planned from a fresh read (up to three attempts). The two families are
+//! independent tables and are worked on in parallel.
+
+mod edit;
+mod plan;
+mod rules;
+mod teardown;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use self::plan::{check, family_ips, plan_add};
+use self::rules::FILTER;
+use self::teardown::{Known, plan_teardown};
+use super::{
+    ContainerFirewall, FirewallBackend, FirewallError, FirewallKind, HostLock, HostRoutes, Owner,
+    ProcRoutes, Teardown,
+};
+use crate::NetfilterError;
+use crate::exec::{self, CommandRunner, run_checked};
+use crate::iptables::{IpFamily, Iptables, SavedTable};
+use crate::names::validate_name;
+
+/// Reads and writes per family and operation before giving up on a table others keep changing.
+const ATTEMPTS: usize = 3;
+
+/// The iptables firewall backend.
+#[derive(Clone)]
+pub struct IptablesFirewall {
+    runner: Arc<dyn CommandRunner>,
+    lock: HostLock,
+    routes: Arc<dyn HostRoutes>,
+}
+
+impl std::fmt::Debug for IptablesFirewall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IptablesFirewall")
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IptablesFirewall {
+    /// The backend over `runner`, locking `lock`, attributing addresses with [`ProcRoutes`].
+    pub fn new(runner: Arc<dyn CommandRunner>, lock: HostLock) -> Self {
+        Self {
+            runner,
+            lock,
+            routes: Arc::new(ProcRoutes),
+        }
+    }
+
+    /// Use `routes` to attribute the Go plugin's rules to bridges.
+    pub fn with_routes(mut self, routes: Arc<dyn HostRoutes>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Read, plan, write; re-read and re-plan when the write fails. For a `removal`, a family
+    /// whose tools are missing or whose kernel has no such table holds nothing to remove.
+    fn converge(
+        &self,
+        family: IpFamily,
+        removal: bool,
+        plan: impl Fn(&SavedTable) -> Result<Option<String>, NetfilterError>,
+    ) -> Result<(), NetfilterError> {
+        let tools = Iptables::new(self.runner.clone(), family);
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let saved = match tools.save(FILTER) {
+                Ok(saved) => saved,
+                Err(e) if removal && is_absent(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let Some(batch) = plan(&saved)? else {
+                return Ok(());
+            };
+            let args = ["--noflush", "-w"];
+            match run_checked(
+                self.runner.as_ref(),
+                family.restore_program(),
+                &args,
+                Some(&batch),
+            ) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(NetfilterError::Multiple(Vec::new())))
+    }
+
+    /// Remove the rules of the owners `select` picks in both families; keep going on errors.
+    fn remove(
+        &self,
+        select: &(dyn Fn(&Owner) -> bool + Sync),
+        ips: &[IpAddr],
+        bridge: Option<&str>,
+    ) -> Result<(), NetfilterError> {
+        let results = per_family(&IpFamily::ALL, |family| {
+            let ips = family_ips(ips, family);
+            let known = Known { ips: &ips, bridge };
+            self.converge(family, true, |saved| {
+                Ok(plan_teardown(saved, select, known, self.routes.as_ref()))
+            })
+        });
+        NetfilterError::collect(results.into_iter().filter_map(|(_, r)| r.err()).collect())
+    }
+}
+
+/// Run `op` for each family, in parallel when there are several.
+fn per_family(
+    families: &[IpFamily],
+    op: impl Fn(IpFamily) -> Result<(), NetfilterError> + Sync,
+) -> Vec<(IpFamily, Result<(), NetfilterError>)> {
+    if let [family] = families {
+        return vec![(*family, op(*family))];
+    }
+    std::thread::scope(|scope| {
+        let op = &op;
+        let running: Vec<_> = families
+            .iter()
+            .map(|family| (*family, scope.spawn(move || op(*family))))
+            .collect();
+        running
+            .into_iter()
+            .map(|(family, handle)| {
+                let result = handle.join().unwrap_or_else(|_| {
+                    Err(NetfilterError::Parse {
+                        program: family.restore_program().to_owned(),
+                        detail: "the worker thread panicked".to_owned(),
+                    })
+                });
+                (family, result)
+            })
+            .collect()
+    })
+}
+
+/// The family cannot be used at all (no tool, no table): nothing of ours can be there.
+fn is_absent(e: &NetfilterError) -> bool {
+    matches!(e, NetfilterError::ProgramNotFound { .. }) || e.is_not_exist()
+}
+
+impl FirewallBackend for IptablesFirewall {
+    fn kind(&self) -> FirewallKind {
+        FirewallKind::Iptables
+    }
+
+    fn add(&self, fw: &ContainerFirewall) -> Result<(), FirewallError> {
+        let _guard = self.lock.acquire()?;
+        let families: Vec<IpFamily> = IpFamily::ALL
+            .into_iter()
+            .filter(|f| !family_ips(&fw.ips, *f).is_empty())
+            .collect();
+        let results = per_family(&families, |family| {
+            let ips = family_ips(&fw.ips, family);
+            self.converge(family, false, |saved| plan_add(saved, fw, &ips))
+        });
+        let (done, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
+        let Some((_, Err(first))) = failed.into_iter().next() else {
+            return Ok(());
+        };
+        // Undo the families that succeeded; the failure is the error to report.
+        for (family, _) in done {
+            let _ = self.converge(family, true, |saved| {
+                let owner = |o: &Owner| *o == fw.owner;
+                let known = Known::default();
+                Ok(plan_teardown(saved, &owner, known, self.routes.as_ref()))
+            });
+        }
+        Err(first.into())
+    }
+
+    fn del(&self, teardown: &Teardown) -> Result<(), FirewallError> {
+        teardown.owner.validate()?;
+        let _guard = self.lock.acquire()?;
+        let owner = |o: &Owner| *o == teardown.owner;
+        Ok(self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?)
+    }
+
+    fn check(&self, fw: &ContainerFirewall) -> Result<(), FirewallError> {
+        for family in IpFamily::ALL {
+            let ips = family_ips(&fw.ips, family);
+            if ips.is_empty() {
+                continue;
+            }
+            let saved = Iptables::new(self.runner.clone(), family).save(FILTER)?;
+            check(&saved, family, fw, &ips)?;
+        }
+        Ok(())
+    }
+
+    fn gc(&self, network: &str, valid: &[(&str, &str)]) -> Result<(), FirewallError> {
+        validate_name("network name", network)?;
+        let _guard = self.lock.acquire()?;
+        let stale = |o: &Owner| {
+            o.network == network
+                && !valid
+                    .iter()
+                    .any(|(cid, ifname)| o.container_id == *cid && o.ifname == *ifname)
+        };
+        Ok(self.remove(&stale, &[], None)?)
+    }
+
+    fn status(&self) -> Result<(), FirewallError> {
+        let unusable = |e| NetfilterError::Unusable {
+            backend: "iptables",
+            source: Box::new(e),
+        };
+        for program in [exec::IPTABLES_SAVE, exec::IPTABLES_RESTORE] {
+            if !self.runner.has_program(program) {
+                let program = program.to_owned();
+                return Err(unusable(NetfilterError::ProgramNotFound { program }).into());
+            }
+        }
+        run_checked(
+            self.runner.as_ref(),
+            exec::IPTABLES,
+            &["-w", "-t", FILTER, "-S", "FORWARD"],
+            None,
+        )
+        .map_err(unusable)?;
+        drop(self.lock.acquire()?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
