@@ -11,11 +11,15 @@ use cni_kernel::KernelError;
 use cni_kernel::netlink::{BridgeVlan, Link, VethSpec};
 use ipnetwork::IpNetwork;
 
+use cni_ipconfig::{Configure, configure};
+
 use crate::config::BridgeConfig;
-use crate::container;
 use crate::error::{self, BridgeCode};
 use crate::journal::{Journal, Step, Undoer};
 use crate::ports::{Ipam, Kernel, Masquerade, SpoofChecker, default_gateway};
+
+/// Position of the container interface in the result's `interfaces`.
+pub const CONTAINER_IFACE: usize = 2;
 
 /// The attachment being added.
 pub struct AddRequest<'a> {
@@ -160,7 +164,16 @@ fn run(
         if cfg.is_default_gateway {
             add_default_routes(&mut result);
         }
-        container::configure(k, req.ifname, container_link.index, cfg.enable_dad, &result)?;
+        let mut c = Configure {
+            netlink: &mut *k.container,
+            sysctl: &mut *k.container_sysctl,
+            ifname: req.ifname,
+            index: container_link.index,
+            result_index: CONTAINER_IFACE,
+            enable_dad: cfg.enable_dad,
+            sleep: k.sleep,
+        };
+        configure(&mut c, &result)?;
         if cfg.is_gateway {
             let extra = set_gateways(req, k, j, &bridge, &result)?;
             result.interfaces.extend(extra);

@@ -7,7 +7,6 @@
 pub mod add;
 pub mod check;
 pub mod config;
-pub mod container;
 pub mod del;
 pub mod error;
 pub mod firewall;

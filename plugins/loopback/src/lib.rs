@@ -21,23 +21,7 @@ const LO: &str = "lo";
 pub struct Loopback;
 
 fn kernel_error(e: KernelError) -> CniError {
-    let code = match e {
-        KernelError::NetnsNotFound { .. }
-        | KernelError::NetnsOpen { .. }
-        | KernelError::NotANetns { .. } => codes::NETNS,
-        _ => codes::KERNEL,
-    };
-    CniError::plugin(code, e.to_string()).with_details(error_chain(&e))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    parts.join(": ")
+    cni_ipconfig::kernel_error("loopback", e)
 }
 
 /// Sets `lo` up and describes it: the first IPv4 and first IPv6 address, all of which must be

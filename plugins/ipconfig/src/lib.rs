@@ -1,0 +1,35 @@
+//! What interface plugins share above the kernel layer: applying a result's addresses and
+//! routes to an interface ([`configure`], the reference's `ConfigureIface`) and turning kernel
+//! errors into CNI errors ([`kernel_error`]).
+
+mod configure;
+
+pub use configure::{Configure, configure};
+
+use cni_core::CniError;
+use cni_core::error::codes;
+use cni_kernel::KernelError;
+
+/// A kernel error with what was being done: code 104 for namespace problems, 105 otherwise.
+pub fn kernel_error(context: &str, e: KernelError) -> CniError {
+    let code = match e {
+        KernelError::NetnsNotFound { .. }
+        | KernelError::NetnsOpen { .. }
+        | KernelError::NotANetns { .. }
+        | KernelError::NetnsEnter(_) => codes::NETNS,
+        _ => codes::KERNEL,
+    };
+    CniError::plugin(code, format!("{context}: {}", error_chain(&e)))
+}
+
+/// An error and its causes, joined with `": "`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
