@@ -164,13 +164,13 @@ fn run(
         if cfg.is_default_gateway {
             add_default_routes(&mut result);
         }
+        container_sysctls(k, req.ifname, cfg.enable_dad);
         let mut c = Configure {
             netlink: &mut *k.container,
             sysctl: &mut *k.container_sysctl,
             ifname: req.ifname,
             index: container_link.index,
             result_index: CONTAINER_IFACE,
-            enable_dad: cfg.enable_dad,
             sleep: k.sleep,
         };
         configure(&mut c, &result)?;
@@ -221,6 +221,19 @@ fn pin_bridge_mac(k: &mut Kernel<'_>, index: u32) {
     {
         let _ = k.host.set_mac(index, mac);
     }
+}
+
+/// The container interface's sysctls, best effort like the reference (a kernel without IPv6
+/// has no such keys): DAD off unless `enabledad`, gratuitous ARP on address changes.
+fn container_sysctls(k: &mut Kernel<'_>, ifname: &str, enable_dad: bool) {
+    let s = &mut *k.container_sysctl;
+    if enable_dad {
+        let _ = s.write(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+        let _ = s.write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+    } else {
+        let _ = s.write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+    }
+    let _ = s.write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
 }
 
 /// Finds or creates the bridge, makes it promiscuous if asked, and sets it up.

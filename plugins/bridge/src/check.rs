@@ -1,8 +1,6 @@
 //! CHECK: the bridge, the container interface, the host veth joining them, the addresses,
 //! the routes and the masquerade rules are all still as the ADD result says.
 
-use std::net::IpAddr;
-
 use cni_core::result::types::Interface;
 use cni_core::{CniError, CniResult};
 use cni_kernel::netlink::Netlink;
@@ -117,17 +115,6 @@ pub fn check(
         )));
     }
 
-    let addrs = container
-        .addresses(cont.index)
-        .map_err(|e| error::kernel("failed to list addresses", e))?;
-    let mut routes = container
-        .routes(true)
-        .map_err(|e| error::kernel("failed to list routes", e))?;
-    routes.extend(
-        container
-            .routes(false)
-            .map_err(|e| error::kernel("failed to list routes", e))?,
-    );
     let mine: Vec<IpNetwork> = req
         .prev
         .ips
@@ -135,41 +122,13 @@ pub fn check(
         .filter(|ip| ip.interface == Some(cont_idx))
         .map(|ip| ip.address)
         .collect();
-    for addr in &mine {
-        if !addrs.contains(addr) {
-            return Err(drift(format!(
-                "Failed to match addr {addr} on interface {}",
-                req.ifname
-            )));
-        }
-    }
-    for route in &req.prev.routes {
-        let gw = route.gw.or_else(|| {
-            req.prev
-                .ips
-                .iter()
-                .filter(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
-                .find_map(|ip| ip.gateway)
-        });
-        let found = routes.iter().any(|r| {
-            r.dst.network() == route.dst.network()
-                && r.dst.prefix() == route.dst.prefix()
-                && same_gw(r.gw, gw)
-        });
-        if !found {
-            let via = gw.map(|g| format!(" via {g}")).unwrap_or_default();
-            return Err(drift(format!(
-                "Expected Route {}{via} not found in routing table",
-                route.dst
-            )));
-        }
+    match cni_ipconfig::verify(container, req.ifname, cont.index, cont_idx, req.prev) {
+        Ok(None) => {}
+        Ok(Some(difference)) => return Err(drift(difference)),
+        Err(e) => return Err(e),
     }
     if cfg.ip_masq {
         masq.check(&mine)?;
     }
     Ok(())
-}
-
-fn same_gw(actual: Option<IpAddr>, expected: Option<IpAddr>) -> bool {
-    expected.is_none() || actual == expected
 }

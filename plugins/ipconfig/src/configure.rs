@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use cni_core::{CniError, CniResult};
-use cni_kernel::netlink::RouteEntry;
-
-use cni_kernel::netlink::Netlink;
+use cni_kernel::netlink::{Netlink, RouteEntry};
 use cni_kernel::sysctl::Sysctl;
 
 use crate::kernel_error;
@@ -22,33 +20,15 @@ pub struct Configure<'a> {
     pub index: u32,
     /// Position of the interface in the result's `interfaces`: its addresses name it.
     pub result_index: usize,
-    /// Leave IPv6 DAD on (and wait for it when there is an IPv6 gateway).
-    pub enable_dad: bool,
     /// Sleeps (real time, or nothing in tests).
     pub sleep: &'a dyn Fn(Duration),
 }
 
 /// Applies the result's addresses and routes to the interface and sets it up, as the
 /// reference's `ConfigureIface` does (route `gw` defaults to the family's first gateway).
+/// Plugin-specific sysctls (DAD, ARP notify) are the caller's, written before this.
 pub fn configure(c: &mut Configure<'_>, result: &CniResult) -> Result<(), CniError> {
-    let (ifname, index, enable_dad) = (c.ifname, c.index, c.enable_dad);
-    // Best effort, like the reference: a kernel without IPv6 has no such keys.
-    if enable_dad {
-        let _ = c
-            .sysctl
-            .write(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
-        let _ = c
-            .sysctl
-            .write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
-    } else {
-        let _ = c
-            .sysctl
-            .write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
-    }
-    let _ = c
-        .sysctl
-        .write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
-
+    let (ifname, index) = (c.ifname, c.index);
     let mine: Vec<_> = result
         .ips
         .iter()
@@ -81,7 +61,9 @@ pub fn configure(c: &mut Configure<'_>, result: &CniResult) -> Result<(), CniErr
     let v6_gateway = mine
         .iter()
         .any(|ip| ip.address.is_ipv6() && ip.gateway.is_some());
-    if enable_dad && v6_gateway {
+    // As the reference: with an IPv6 gateway, wait until duplicate address detection is over
+    // (instant when the plugin turned DAD off).
+    if v6_gateway {
         wait_for_dad(c)?;
     }
     for route in &result.routes {
@@ -132,4 +114,60 @@ fn wait_for_dad(c: &mut Configure<'_>) -> Result<(), CniError> {
         cni_core::error::codes::KERNEL,
         format!("link {ifname} still has tentative addresses after 5 seconds"),
     ))
+}
+
+/// CHECK's side of [`configure`]: every address the result gives the interface (at
+/// `result_index`) is on it and every route of the result is in the namespace. Returns the
+/// first difference, worded like the reference.
+pub fn verify(
+    netlink: &mut dyn Netlink,
+    ifname: &str,
+    index: u32,
+    result_index: usize,
+    prev: &CniResult,
+) -> Result<Option<String>, CniError> {
+    let addrs = netlink
+        .addresses(index)
+        .map_err(|e| kernel_error("failed to list addresses", e))?;
+    let mut routes = netlink
+        .routes(true)
+        .map_err(|e| kernel_error("failed to list routes", e))?;
+    routes.extend(
+        netlink
+            .routes(false)
+            .map_err(|e| kernel_error("failed to list routes", e))?,
+    );
+    let mine = prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface == Some(result_index));
+    for ip in mine {
+        if !addrs.contains(&ip.address) {
+            return Ok(Some(format!(
+                "Failed to match addr {} on interface {ifname}",
+                ip.address
+            )));
+        }
+    }
+    for route in &prev.routes {
+        let gw = route.gw.or_else(|| {
+            prev.ips
+                .iter()
+                .filter(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
+                .find_map(|ip| ip.gateway)
+        });
+        let found = routes.iter().any(|r| {
+            r.dst.network() == route.dst.network()
+                && r.dst.prefix() == route.dst.prefix()
+                && (gw.is_none() || r.gw == gw)
+        });
+        if !found {
+            let via = gw.map(|g| format!(" via {g}")).unwrap_or_default();
+            return Ok(Some(format!(
+                "Expected Route {}{via} not found in routing table",
+                route.dst
+            )));
+        }
+    }
+    Ok(None)
 }

@@ -4,7 +4,7 @@
 
 mod configure;
 
-pub use configure::{Configure, configure};
+pub use configure::{Configure, configure, verify};
 
 use cni_core::CniError;
 use cni_core::error::codes;
