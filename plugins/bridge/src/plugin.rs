@@ -5,7 +5,6 @@ use std::io::Read;
 use std::os::fd::AsFd;
 
 use cni_core::config::AttachmentKey;
-use cni_core::delegate::Delegate;
 use cni_core::env::Command;
 use cni_core::skel::{Attachment, Invocation, Plugin};
 use cni_core::{CniError, CniResult};
@@ -19,42 +18,12 @@ use crate::config::{self, BridgeFields};
 use crate::del::del;
 use crate::error;
 use crate::firewall::{MasqueradeRules, SpoofCheck};
-use crate::ports::{Ipam, Kernel};
+use crate::ports::Kernel;
+use cni_ipconfig::DelegatedIpam;
 
 /// The plugin.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Bridge;
-
-/// IPAM through delegation to the configured plugin.
-struct DelegatedIpam<'a>(Option<Delegate<'a>>);
-
-impl<'a> DelegatedIpam<'a> {
-    fn new(inv: &'a Invocation<BridgeFields>) -> Self {
-        DelegatedIpam(inv.conf.ipam_type().map(|t| Delegate {
-            plugin_type: t,
-            cni_path: &inv.cni_path,
-            stdin: &inv.raw,
-            version: inv.version,
-        }))
-    }
-
-    fn run(&self, verb: Command) -> Result<(), CniError> {
-        self.0.as_ref().map_or(Ok(()), |d| d.run(verb))
-    }
-}
-
-impl Ipam for DelegatedIpam<'_> {
-    fn add(&self) -> Result<CniResult, CniError> {
-        match &self.0 {
-            Some(d) => d.add(),
-            None => Ok(CniResult::default()),
-        }
-    }
-
-    fn del(&self) -> Result<(), CniError> {
-        self.run(Command::Del)
-    }
-}
 
 fn random_u32() -> u32 {
     let mut buf = [0u8; 4];

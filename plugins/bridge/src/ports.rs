@@ -3,18 +3,12 @@
 
 use std::net::IpAddr;
 
-use cni_core::{CniError, CniResult};
+use cni_core::CniError;
 use cni_kernel::netlink::Netlink;
 use cni_kernel::sysctl::Sysctl;
 use ipnetwork::IpNetwork;
 
-/// The delegated IPAM plugin.
-pub trait Ipam {
-    /// ADD: the addresses, routes and DNS to apply.
-    fn add(&self) -> Result<CniResult, CniError>;
-    /// DEL: release what ADD reserved.
-    fn del(&self) -> Result<(), CniError>;
-}
+pub use cni_ipconfig::Ipam;
 
 /// Masquerade rules of one attachment.
 pub trait Masquerade {

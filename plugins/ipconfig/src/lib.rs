@@ -1,10 +1,13 @@
 //! What interface plugins share above the kernel layer: applying a result's addresses and
-//! routes to an interface ([`configure`], the reference's `ConfigureIface`) and turning kernel
-//! errors into CNI errors ([`kernel_error`]).
+//! routes to an interface ([`configure`], the reference's `ConfigureIface`), checking them
+//! ([`verify`]), the delegated IPAM plugin ([`Ipam`]) and turning kernel errors into CNI errors
+//! ([`kernel_error`]).
 
 mod configure;
+mod ipam;
 
 pub use configure::{Configure, configure, verify};
+pub use ipam::{DelegatedIpam, Ipam};
 
 use cni_core::CniError;
 use cni_core::error::codes;
