@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on a real kernel: build the plugins, write a podman-style conflist
-# (bridge + host-local, like 87-podman-bridge.conflist), attach two fresh network namespaces
-# through cnitool (the real libcni client), show their addresses and let them talk.
+# (bridge + host-local + firewall, like 87-podman-bridge.conflist), attach two fresh network
+# namespaces through cnitool (the real libcni client), show their addresses and let them talk;
+# then give both a second interface on a macvlan network and let them talk over that too.
 #
 # The machine's own network is never touched: a dedicated netns plays the host (the bridge,
 # its gateway address and the masquerade rules live there), the containers are two more
@@ -15,7 +16,7 @@ cd "$repo"
 
 bash "$here/setup.sh"
 echo "==> building the plugins (release)"
-cargo build --release --quiet -p loopback -p host-local -p bridge
+cargo build --release --quiet -p loopback -p host-local -p bridge -p firewall -p macvlan
 
 work="$(mktemp -d /tmp/cni-demo.XXXXXX)"
 host="cnidemo-host-$$"
@@ -27,6 +28,7 @@ cleanup() {
   set +e
   for ns in "${ctrs[@]}"; do
     if [ -e "/run/netns/$ns" ]; then
+      in_host env CNI_IFNAME=lan1 cnitool del demo-lan "/run/netns/$ns" >/dev/null 2>&1
       in_host cnitool del demo "/run/netns/$ns" >/dev/null 2>&1
       in_host cnitool del demo-lo "/run/netns/$ns" >/dev/null 2>&1
       ip netns del "$ns"
@@ -40,6 +42,17 @@ trap cleanup EXIT
 mkdir -p "$NETCONFPATH"
 cat > "$NETCONFPATH/10-demo-lo.conflist" <<JSON
 { "cniVersion": "1.0.0", "name": "demo-lo", "plugins": [ { "type": "loopback" } ] }
+JSON
+cat > "$NETCONFPATH/90-demo-lan.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "demo-lan",
+  "plugins": [
+    { "type": "macvlan", "master": "lan0", "mode": "bridge",
+      "ipam": { "type": "host-local", "dataDir": "$work/ipam",
+                "ranges": [ [ { "subnet": "192.168.250.0/24" } ] ] } }
+  ]
+}
 JSON
 cat > "$NETCONFPATH/87-demo.conflist" <<JSON
 {
@@ -59,7 +72,9 @@ cat > "$NETCONFPATH/87-demo.conflist" <<JSON
         "ranges": [ [ { "subnet": "10.250.7.0/24", "gateway": "10.250.7.1" } ],
                     [ { "subnet": "fd00:250:7::/64", "gateway": "fd00:250:7::1" } ] ]
       }
-    }
+    },
+    { "type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge",
+      "dataDir": "$work/firewall" }
   ]
 }
 JSON
@@ -84,13 +99,30 @@ a="${ctrs[0]}"; b="${ctrs[1]}"
 echo "==> the host side (netns $host)"
 in_host ip -br link show type bridge
 in_host ip -br addr show dev cni-demo0
-echo "    masquerade rules:"
-in_host iptables-save -t nat | grep -- '-A' | sed 's/^/    /'
+echo "    masquerade rules (nat) and firewall rules (filter):"
+in_host iptables-save -t nat | grep -- '^-A' | sed 's/^/    /'
+in_host iptables-save -t filter | grep -- '^-A' | sed 's/^/    /'
 
 echo "==> talking"
 run ip netns exec "$a" ping -c 2 -W 2 "${v4[$b]%/*}"
 run ip netns exec "$b" ping -6 -c 2 -W 2 "${v6[$a]%/*}"
 run ip netns exec "$a" ping -c 1 -W 2 10.250.7.1
+
+echo "==> a macvlan pair on the host's \"physical\" interface lan0 (a veth inside the host netns)"
+in_host ip link add lan0 type veth peer name lan0-peer
+in_host ip link set lan0 up
+in_host ip link set lan0-peer up
+declare -A lan
+for ns in "${ctrs[@]}"; do
+  result="$(run in_host env CNI_IFNAME=lan1 cnitool add demo-lan "/run/netns/$ns")"
+  lan[$ns]="$(grep -o '"192\.168\.250\.[0-9]*/24"' <<<"$result" | tr -d '"')"
+  ip -n "$ns" -br addr show lan1
+done
+run ip netns exec "$a" ping -c 2 -W 2 "${lan[$b]%/*}"
+for ns in "${ctrs[@]}"; do
+  run in_host env CNI_IFNAME=lan1 cnitool del demo-lan "/run/netns/$ns"
+done
+in_host ip link del lan0
 
 echo "==> detach"
 for ns in "${ctrs[@]}"; do
@@ -98,6 +130,6 @@ for ns in "${ctrs[@]}"; do
   run in_host cnitool del demo-lo "/run/netns/$ns"
 done
 echo "    host links after DEL: $(in_host ip -br link | awk '{print $1}' | tr '\n' ' ')(the bridge stays, as in the reference)"
-echo "    nat rules after DEL: $(in_host iptables-save -t nat | grep -c -- '-A' || true)"
+echo "    nat + filter rules after DEL: $(in_host iptables-save | grep -c -- '^-A' || true)"
 echo "    IPAM store after DEL: $(ls "$work/ipam/demo" | tr '\n' ' ')"
 echo "==> demo OK"
