@@ -18,6 +18,9 @@
 //! [`traffic`] (ping, UDP with the receiver's view of the source) and [`Outside`] (a routed
 //! namespace behind the host).
 //!
+//! For chained plugins: [`FirewallNet`] (bridge + host-local + firewall networks, our firewall
+//! or Go's, and the iptables/nftables layouts to expect).
+//!
 //! Nothing here skips silently: missing binaries, missing tools or not running as root make the
 //! harness panic with a message saying what to do.
 
@@ -31,6 +34,8 @@ pub mod cnitool;
 pub mod config;
 pub mod differential;
 pub mod exec;
+pub mod firewall;
+pub mod firewall_layout;
 pub mod hostlocal;
 pub mod inspect;
 pub mod locate;
@@ -48,6 +53,7 @@ pub use cni::{CniError, SUPPORTED_VERSIONS, strip_empty};
 pub use cnitool::{CnitoolCall, cnitool_container_id};
 pub use differential::{Differential, Side};
 pub use exec::PluginCall;
+pub use firewall::{Firewall, FirewallNet};
 pub use hostlocal::HostLocal;
 pub use locate::Plugin;
 pub use netns::Netns;
