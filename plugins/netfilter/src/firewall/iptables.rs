@@ -158,10 +158,31 @@ impl FirewallBackend for IptablesFirewall {
             .into_iter()
             .filter(|f| !family_ips(&fw.ips, *f).is_empty())
             .collect();
-        let results = per_family(&families, |family| {
-            let ips = family_ips(&fw.ips, family);
-            self.converge(family, false, |saved| plan_add(saved, fw, &ips))
+        // A family without addresses now may still hold this attachment's rules from an
+        // earlier ADD with other addresses: clear those too (in parallel with the rest, so it
+        // costs one save, not wall time; nothing is written when there is nothing to clear).
+        let absent: Vec<IpFamily> = IpFamily::ALL.into_iter().filter(|f| !families.contains(f)).collect();
+        let stale = std::thread::scope(|s| {
+            let handle = s.spawn(|| {
+                per_family(&absent, |family| {
+                    self.converge(family, true, |saved| {
+                        let owner = |o: &Owner| *o == fw.owner;
+                        Ok(plan_teardown(saved, &owner, Known::default(), self.routes.as_ref()))
+                    })
+                })
+            });
+            let present = per_family(&families, |family| {
+                let ips = family_ips(&fw.ips, family);
+                self.converge(family, false, |saved| plan_add(saved, fw, &ips))
+            });
+            (present, handle.join())
         });
+        let (results, cleared) = stale;
+        if let Ok(cleared) = cleared
+            && let Some((_, Err(e))) = cleared.into_iter().find(|(_, r)| r.is_err())
+        {
+            eprintln!("firewall: could not clear this attachment's stale rules of another family: {e}");
+        }
         let (done, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
         let Some((_, Err(first))) = failed.into_iter().next() else {
             return Ok(());
