@@ -46,6 +46,24 @@ pub fn bridge(bridge: &str, extra: Value) -> Value {
     merge(json!({"type": "bridge", "bridge": bridge}), extra)
 }
 
+/// A `firewall` plugin object for a conflist: `{"type": "firewall"}` plus every member of
+/// `extra` (a JSON object; its members win).
+pub fn firewall(extra: Value) -> Value {
+    merge(json!({"type": "firewall"}), extra)
+}
+
+/// A `macvlan` plugin object for a conflist: `{"type": "macvlan", "master": master}` plus
+/// every member of `extra` (a JSON object; its members win).
+pub fn macvlan(master: &str, extra: Value) -> Value {
+    merge(json!({"type": "macvlan", "master": master}), extra)
+}
+
+/// A `tuning` plugin object for a conflist: `{"type": "tuning"}` plus every member of `extra`
+/// (a JSON object; its members win).
+pub fn tuning(extra: Value) -> Value {
+    merge(json!({"type": "tuning"}), extra)
+}
+
 /// A host-local `ipam` object: one single-range set per subnet, state under `data_dir`.
 pub fn host_local_ipam(data_dir: &Path, subnets: &[&str]) -> Value {
     merge(
