@@ -20,6 +20,9 @@ cargo test --workspace --exclude integration-tests --exclude cni-netfilter 2>&1 
 cargo test -p cni-netfilter -- --include-ignored 2>&1 | tee -a "$log"
 CNI_PLUGIN_DIR="$repo/target/release" cargo test -p integration-tests --tests 2>&1 | tee -a "$log"
 
+# The side-by-side benchmark must keep working; CI asserts no timing.
+bash "$here/bench.sh" --quick
+
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {
          if ($(i+1) ~ /^passed/) p += $i
