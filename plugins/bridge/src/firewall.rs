@@ -88,8 +88,11 @@ impl Masquerade for MasqueradeRules<'_> {
             .map_err(|e| firewall_error("failed to set up IP masquerade", &e))
     }
 
+    /// Only in the configured (or default) backend: the config must not change between ADD
+    /// and DEL, and looking into the other backend costs an exec per DEL. GC looks in both.
     fn teardown(&self) -> Result<(), CniError> {
-        masquerade::teardown_all(&runner(), self.network, self.container_id, self.ifname)
+        self.backend()?
+            .teardown(self.network, self.container_id, self.ifname)
             .map_err(|e| firewall_error("failed to tear down IP masquerade", &e))
     }
 

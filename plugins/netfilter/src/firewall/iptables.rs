@@ -15,7 +15,7 @@ mod teardown;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use self::plan::{check, family_ips, plan_add};
+use self::plan::{check, family_ips, has_own_rules, plan_add};
 use self::rules::FILTER;
 use self::teardown::{Known, plan_teardown};
 use super::{
@@ -158,30 +158,39 @@ impl FirewallBackend for IptablesFirewall {
             .into_iter()
             .filter(|f| !family_ips(&fw.ips, *f).is_empty())
             .collect();
-        // A family without addresses now may still hold this attachment's rules from an
-        // earlier ADD with other addresses: clear those too (in parallel with the rest, so it
-        // costs one save, not wall time; nothing is written when there is nothing to clear).
-        let absent: Vec<IpFamily> = IpFamily::ALL.into_iter().filter(|f| !families.contains(f)).collect();
-        let stale = std::thread::scope(|s| {
-            let handle = s.spawn(|| {
-                per_family(&absent, |family| {
-                    self.converge(family, true, |saved| {
-                        let owner = |o: &Owner| *o == fw.owner;
-                        Ok(plan_teardown(saved, &owner, Known::default(), self.routes.as_ref()))
-                    })
+        let repeated = std::sync::atomic::AtomicBool::new(false);
+        let results = per_family(&families, |family| {
+            let ips = family_ips(&fw.ips, family);
+            self.converge(family, false, |saved| {
+                if has_own_rules(saved, fw) {
+                    repeated.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                plan_add(saved, fw, &ips)
+            })
+        });
+        // A repeated ADD (out of spec, but runtimes do it) may have dropped an address family:
+        // clear this attachment's rules there too. A first ADD never pays for this.
+        if repeated.load(std::sync::atomic::Ordering::Relaxed) {
+            let absent: Vec<IpFamily> = IpFamily::ALL
+                .into_iter()
+                .filter(|f| !families.contains(f))
+                .collect();
+            let cleared = per_family(&absent, |family| {
+                self.converge(family, true, |saved| {
+                    let owner = |o: &Owner| *o == fw.owner;
+                    Ok(plan_teardown(
+                        saved,
+                        &owner,
+                        Known::default(),
+                        self.routes.as_ref(),
+                    ))
                 })
             });
-            let present = per_family(&families, |family| {
-                let ips = family_ips(&fw.ips, family);
-                self.converge(family, false, |saved| plan_add(saved, fw, &ips))
-            });
-            (present, handle.join())
-        });
-        let (results, cleared) = stale;
-        if let Ok(cleared) = cleared
-            && let Some((_, Err(e))) = cleared.into_iter().find(|(_, r)| r.is_err())
-        {
-            eprintln!("firewall: could not clear this attachment's stale rules of another family: {e}");
+            if let Some((_, Err(e))) = cleared.into_iter().find(|(_, r)| r.is_err()) {
+                eprintln!(
+                    "firewall: could not clear this attachment's rules of another family: {e}"
+                );
+            }
         }
         let (done, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
         let Some((_, Err(first))) = failed.into_iter().next() else {

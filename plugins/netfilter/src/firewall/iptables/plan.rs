@@ -53,6 +53,11 @@ fn owned_by(rule: &SavedRule, fw: &ContainerFirewall) -> bool {
         .is_some_and(|tag| tag.owner == fw.owner)
 }
 
+/// True when the table already holds rules of this attachment: this ADD repeats an earlier one.
+pub(crate) fn has_own_rules(saved: &SavedTable, fw: &ContainerFirewall) -> bool {
+    saved.rules_in(PRIV_CHAIN).any(|r| owned_by(r, fw))
+}
+
 /// The isolation rules a bridge needs: (chain, rule, insert at the top?).
 fn isolation_rules(iso: &Isolation) -> Vec<(&'static str, Args, bool)> {
     let pol = policy_comment(iso.policy.as_str());

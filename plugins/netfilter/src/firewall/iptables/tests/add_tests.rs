@@ -143,9 +143,10 @@ fn second_add_changes_nothing_and_a_second_container_only_appends() {
     w.add(&c1);
     w.kernel.take_calls();
     w.add(&c1);
+    // A repeat also looks for this attachment's rules in the family it no longer has.
     assert_eq!(
         w.kernel.take_calls(),
-        ["iptables-save -t filter"],
+        ["iptables-save -t filter", "ip6tables-save -t filter"],
         "no restore when in place"
     );
     w.kernel.take_batches();
