@@ -134,6 +134,8 @@ fn create(req: &AddRequest<'_>, k: &mut Kernel<'_>, master: &Link) -> Result<u32
             mtu: req.cfg.mtu,
             mac: req.cfg.mac,
             bcqueuelen: req.cfg.bcqueuelen,
+            // The reference sends a zero queue length (its link attributes are built by hand).
+            txqlen: Some(0),
             netns: req.create_in,
         };
         match k.master_ns.create_macvlan(&spec) {

@@ -104,6 +104,8 @@ pub struct MacvlanSpec<'a> {
     pub mac: Option<[u8; 6]>,
     /// Broadcast queue length (None = kernel default).
     pub bcqueuelen: Option<u32>,
+    /// Transmit queue length (None = kernel default).
+    pub txqlen: Option<u32>,
     /// Namespace to create it in (None = the socket's).
     pub netns: Option<BorrowedFd<'a>>,
 }

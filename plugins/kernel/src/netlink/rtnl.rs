@@ -291,6 +291,9 @@ impl Netlink for RtnlSocket {
         if let Some(mac) = spec.mac {
             b = b.address(mac.to_vec());
         }
+        if let Some(q) = spec.txqlen {
+            b = b.txqueuelen(q);
+        }
         if let Some(ns) = spec.netns {
             b = b.setns_by_fd(ns.as_raw_fd());
         }
