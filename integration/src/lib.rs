@@ -21,6 +21,9 @@
 //! For chained plugins: [`FirewallNet`] (bridge + host-local + firewall networks, our firewall
 //! or Go's, and the iptables/nftables layouts to expect).
 //!
+//! For macvlan and tuning: [`MacvlanBench`] (a veth master in the host netns with a LAN behind
+//! it) and [`TuningNet`] (bridge → tuning networks, our tuning or Go's behind our bridge).
+//!
 //! Nothing here skips silently: missing binaries, missing tools or not running as root make the
 //! harness panic with a message saying what to do.
 
@@ -39,13 +42,16 @@ pub mod firewall_layout;
 pub mod hostlocal;
 pub mod inspect;
 pub mod locate;
+pub mod macvlan;
 pub mod netns;
 pub mod outside;
+pub mod portmap;
 pub mod process;
 pub mod snapshot;
 pub mod textdiff;
 pub mod traffic;
 pub mod tree;
+pub mod tuning;
 pub mod world;
 
 pub use bridge::BridgeBench;
@@ -56,9 +62,12 @@ pub use exec::PluginCall;
 pub use firewall::{Firewall, FirewallNet};
 pub use hostlocal::HostLocal;
 pub use locate::Plugin;
+pub use macvlan::MacvlanBench;
 pub use netns::Netns;
 pub use outside::Outside;
+pub use portmap::PortmapNet;
 pub use process::Output;
 pub use snapshot::Snapshot;
 pub use tree::{TreeEntry, read_tree};
+pub use tuning::TuningNet;
 pub use world::World;

@@ -18,6 +18,7 @@ pub mod iptables;
 pub mod masquerade;
 pub mod names;
 pub mod nft;
+pub mod portmap;
 
 pub use error::NetfilterError;
 pub use exec::{CommandRunner, FakeRunner, SystemRunner};
