@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on a real kernel: build the plugins, write a podman-style conflist
-# (bridge + host-local + firewall, like 87-podman-bridge.conflist), attach two fresh network
-# namespaces through cnitool (the real libcni client), show their addresses and let them talk;
-# then give both a second interface on a macvlan network and let them talk over that too.
+# (bridge + host-local + firewall + tuning + portmap, like 87-podman-bridge.conflist), attach
+# two fresh network namespaces through cnitool (the real libcni client), show their addresses
+# and let them talk; fetch a page from the first through its published host port; then give
+# both a second interface on a macvlan network and let them talk over that too.
 #
 # The machine's own network is never touched: a dedicated netns plays the host (the bridge,
 # its gateway address and the masquerade rules live there), the containers are two more
@@ -16,7 +17,8 @@ cd "$repo"
 
 bash "$here/setup.sh"
 echo "==> building the plugins (release)"
-cargo build --release --quiet -p loopback -p host-local -p bridge -p firewall -p macvlan
+cargo build --release --quiet -p loopback -p host-local -p bridge -p firewall -p macvlan -p tuning -p portmap
+cargo build --release --quiet -p integration-tests --bin cni-echo
 
 work="$(mktemp -d /tmp/cni-demo.XXXXXX)"
 host="cnidemo-host-$$"
@@ -74,7 +76,9 @@ cat > "$NETCONFPATH/87-demo.conflist" <<JSON
       }
     },
     { "type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge",
-      "dataDir": "$work/firewall" }
+      "dataDir": "$work/firewall" },
+    { "type": "tuning", "mtu": 1450, "dataDir": "$work/tuning" },
+    { "type": "portmap", "capabilities": { "portMappings": true }, "dataDir": "$work/portmap" }
   ]
 }
 JSON
@@ -87,12 +91,16 @@ for ns in "${ctrs[@]}"; do
   ip netns add "$ns"
   echo "==> attach $ns"
   run in_host cnitool add demo-lo "/run/netns/$ns" >/dev/null
-  result="$(run in_host cnitool add demo "/run/netns/$ns")"
+  caps='{}'
+  # The first container is the web tier: host port 8080 is published to its port 80.
+  [ "$ns" = "${ctrs[0]}" ] && caps='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
+  result="$(run in_host env CAP_ARGS="$caps" cnitool add demo "/run/netns/$ns")"
   v4[$ns]="$(grep -o '"10\.250\.7\.[0-9]*/24"' <<<"$result" | tr -d '"')"
   v6[$ns]="$(grep -o '"fd00:250:7::[0-9a-f]*/64"' <<<"$result" | tr -d '"')"
   echo "    $ns got ${v4[$ns]} and ${v6[$ns]}"
   ip -n "$ns" -br addr show eth0
-  run in_host cnitool check demo "/run/netns/$ns"
+  echo "    eth0 mtu (set by tuning): $(ip -n "$ns" -j link show eth0 | grep -o '"mtu":[0-9]*')"
+  run in_host env CAP_ARGS="$caps" cnitool check demo "/run/netns/$ns"
 done
 a="${ctrs[0]}"; b="${ctrs[1]}"
 
@@ -107,6 +115,15 @@ echo "==> talking"
 run ip netns exec "$a" ping -c 2 -W 2 "${v4[$b]%/*}"
 run ip netns exec "$b" ping -6 -c 2 -W 2 "${v6[$a]%/*}"
 run ip netns exec "$a" ping -c 1 -W 2 10.250.7.1
+
+echo "==> the web tier's port, published on the host"
+ip netns exec "$a" "$repo/target/release/cni-echo" 80 30 "web-tier" > /dev/null &
+echo_pid=$!
+for _ in $(seq 50); do ip netns exec "$a" ss -ltn 2>/dev/null | grep -q ':80 ' && break; sleep 0.1; done
+# From the second container, through the host's published port 8080 (bridge gateway address).
+run ip netns exec "$b" bash -c 'exec 3<>/dev/tcp/10.250.7.1/8080; printf "GET / HTTP/1.0\r\n\r\n" >&3; cat <&3'
+kill "$echo_pid" 2>/dev/null || true
+wait "$echo_pid" 2>/dev/null || true
 
 echo "==> a macvlan pair on the host's \"physical\" interface lan0 (a veth inside the host netns)"
 in_host ip link add lan0 type veth peer name lan0-peer
@@ -126,7 +143,9 @@ in_host ip link del lan0
 
 echo "==> detach"
 for ns in "${ctrs[@]}"; do
-  run in_host cnitool del demo "/run/netns/$ns"
+  caps='{}'
+  [ "$ns" = "${ctrs[0]}" ] && caps='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
+  run in_host env CAP_ARGS="$caps" cnitool del demo "/run/netns/$ns"
   run in_host cnitool del demo-lo "/run/netns/$ns"
 done
 echo "    host links after DEL: $(in_host ip -br link | awk '{print $1}' | tr '\n' ' ')(the bridge stays, as in the reference)"

@@ -92,6 +92,19 @@ fn serve_tcp(stream: TcpStream, tag: &str) -> std::io::Result<()> {
     let mut payload = Vec::new();
     reader.by_ref().take(4096).read_until(b'\n', &mut payload)?;
     let mut stream = stream;
-    stream.write_all(&reply(tag, peer, payload.trim_ascii_end()))?;
+    let body = reply(tag, peer, payload.trim_ascii_end());
+    // A request line that looks like HTTP gets an HTTP answer, so curl, a browser or the
+    // demo's `/dev/tcp` client can fetch "a page".
+    if payload.starts_with(b"GET ") {
+        let head = format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len() + 1
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(&body)?;
+        stream.write_all(b"\n")?;
+    } else {
+        stream.write_all(&body)?;
+    }
     stream.shutdown(std::net::Shutdown::Both)
 }
