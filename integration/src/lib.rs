@@ -35,6 +35,7 @@ pub mod bridge;
 pub mod cni;
 pub mod cnitool;
 pub mod config;
+pub mod conflist;
 pub mod differential;
 pub mod exec;
 pub mod firewall;
