@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The main job, end to end on a real kernel: build the plugins, write a podman-style conflist
-# (bridge + host-local + firewall + tuning + portmap, like 87-podman-bridge.conflist), attach
-# two fresh network namespaces through cnitool (the real libcni client), show their addresses
-# and let them talk; fetch a page from the first through its published host port; then give
-# both a second interface on a macvlan network and let them talk over that too.
+# The main job, end to end on a real kernel: the seed's exercise 1.
 #
-# The machine's own network is never touched: a dedicated netns plays the host (the bridge,
-# its gateway address and the masquerade rules live there), the containers are two more
-# netns, and everything — namespaces and the temp dir with conflists, cache and IPAM store —
-# is removed on exit.
+#   web ── frontend ── api ── backend (internal, isolated) ── db
+#
+# Two networks are created with `cni-conflist create` exactly as podman would write them
+# (bridge + host-local + portmap + firewall + tuning), three network namespaces are attached
+# through cnitool (the real libcni client), and the demo measures who can reach whom: web→api
+# and api→db work, web→db is blocked, the backend has no route out, the frontend does (through
+# masquerade), and a page is fetched from web through its published host port. A macvlan pair
+# on the host's "physical" interface follows. Then everything is detached and shown clean.
+#
+# The machine's own network is never touched: a dedicated netns plays the host (bridges,
+# gateway addresses, iptables rules live there) and another plays the outside world; all
+# namespaces and the temp dir (conflists, result cache, IPAM store) are removed on exit.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,139 +20,140 @@ repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
 bash "$here/setup.sh"
-echo "==> building the plugins (release)"
-cargo build --release --quiet -p loopback -p host-local -p bridge -p firewall -p macvlan -p tuning -p portmap
-cargo build --release --quiet -p integration-tests --bin cni-echo
+echo "==> building the plugins and cni-conflist (release)"
+cargo build --release --quiet --workspace --bins
 
 work="$(mktemp -d /tmp/cni-demo.XXXXXX)"
-host="cnidemo-host-$$"
-ctrs=("cnidemo-a-$$" "cnidemo-b-$$")
-export NETCONFPATH="$work/net.d" CNI_PATH="$repo/target/release" CNI_CACHEDIR="$work/cache"
+id="$$"
+host="cnidemo-host-$id"
+out="cnidemo-out-$id"
+web="cnidemo-web-$id" api="cnidemo-api-$id" db="cnidemo-db-$id"
+bin="$repo/target/release"
+export NETCONFPATH="$work/net.d" CNI_PATH="$bin" CNI_CACHEDIR="$work/cache"
+publish='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
+
 run() { echo "+ $*" >&2; "$@"; }
 in_host() { ip netns exec "$host" "$@"; }
+tool() { in_host env CNI_IFNAME="${IFNAME:-eth0}" CAP_ARGS="${CAPS:-}" cnitool "$@"; }
+conflist() { in_host "$bin/cni-conflist" --dir "$NETCONFPATH" --cache-dir "$CNI_CACHEDIR" "$@"; }
+
+attachments=()   # "net ns ifname caps", in attach order
+attach() { # net ns ifname [caps]; sets $ip to the attachment's IPv4 address
+  local r
+  attachments+=("$1 $2 $3 ${4:-}")
+  r="$(IFNAME=$3 CAPS=${4:-} run tool add "$1" "/run/netns/$2")"
+  ip="$(grep -o '"address": "[0-9.]*/[0-9]*"' <<<"$r" | head -1 | grep -o '[0-9.]*/' | tr -d /)"
+}
+detach_all() {
+  local i net ns ifname caps
+  for ((i = ${#attachments[@]} - 1; i >= 0; i--)); do
+    read -r net ns ifname caps <<<"${attachments[$i]}"
+    IFNAME=$ifname CAPS=$caps run tool del "$net" "/run/netns/$ns"
+  done
+  attachments=()
+}
 cleanup() {
   set +e
-  for ns in "${ctrs[@]}"; do
-    if [ -e "/run/netns/$ns" ]; then
-      in_host env CNI_IFNAME=lan1 cnitool del demo-lan "/run/netns/$ns" >/dev/null 2>&1
-      in_host cnitool del demo "/run/netns/$ns" >/dev/null 2>&1
-      in_host cnitool del demo-lo "/run/netns/$ns" >/dev/null 2>&1
-      ip netns del "$ns"
-    fi
-  done
-  ip netns del "$host" 2>/dev/null
+  [ -n "${echo_pid:-}" ] && kill "$echo_pid" 2>/dev/null
+  detach_all >/dev/null 2>&1
+  for ns in "$web" "$api" "$db" "$out" "$host"; do ip netns del "$ns" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-mkdir -p "$NETCONFPATH"
-cat > "$NETCONFPATH/10-demo-lo.conflist" <<JSON
-{ "cniVersion": "1.0.0", "name": "demo-lo", "plugins": [ { "type": "loopback" } ] }
-JSON
-cat > "$NETCONFPATH/90-demo-lan.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "demo-lan",
-  "plugins": [
-    { "type": "macvlan", "master": "lan0", "mode": "bridge",
-      "ipam": { "type": "host-local", "dataDir": "$work/ipam",
-                "ranges": [ [ { "subnet": "192.168.250.0/24" } ] ] } }
-  ]
-}
-JSON
-cat > "$NETCONFPATH/87-demo.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "demo",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "cni-demo0",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$work/ipam",
-        "routes": [ { "dst": "0.0.0.0/0" }, { "dst": "::/0" } ],
-        "ranges": [ [ { "subnet": "10.250.7.0/24", "gateway": "10.250.7.1" } ],
-                    [ { "subnet": "fd00:250:7::/64", "gateway": "fd00:250:7::1" } ] ]
-      }
-    },
-    { "type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge",
-      "dataDir": "$work/firewall" },
-    { "type": "tuning", "mtu": 1450, "dataDir": "$work/tuning" },
-    { "type": "portmap", "capabilities": { "portMappings": true }, "dataDir": "$work/portmap" }
-  ]
-}
-JSON
-echo "==> conflist $NETCONFPATH/87-demo.conflist"; cat "$NETCONFPATH/87-demo.conflist"
-
-ip netns add "$host"
+echo "==> namespaces: host $host, outside world $out, containers web / api / db"
+for ns in "$host" "$out" "$web" "$api" "$db"; do ip netns add "$ns"; done
 in_host ip link set lo up
-declare -A v4 v6
-for ns in "${ctrs[@]}"; do
-  ip netns add "$ns"
-  echo "==> attach $ns"
-  run in_host cnitool add demo-lo "/run/netns/$ns" >/dev/null
-  caps='{}'
-  # The first container is the web tier: host port 8080 is published to its port 80.
-  [ "$ns" = "${ctrs[0]}" ] && caps='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
-  result="$(run in_host env CAP_ARGS="$caps" cnitool add demo "/run/netns/$ns")"
-  v4[$ns]="$(grep -o '"10\.250\.7\.[0-9]*/24"' <<<"$result" | tr -d '"')"
-  v6[$ns]="$(grep -o '"fd00:250:7::[0-9a-f]*/64"' <<<"$result" | tr -d '"')"
-  echo "    $ns got ${v4[$ns]} and ${v6[$ns]}"
-  ip -n "$ns" -br addr show eth0
-  echo "    eth0 mtu (set by tuning): $(ip -n "$ns" -j link show eth0 | grep -o '"mtu":[0-9]*')"
-  run in_host env CAP_ARGS="$caps" cnitool check demo "/run/netns/$ns"
+ip -n "$out" link set lo up
+in_host ip link add uplink type veth peer name wan netns "$out"
+in_host ip addr add 10.250.99.1/24 dev uplink
+ip -n "$out" addr add 10.250.99.2/24 dev wan
+in_host ip link set uplink up
+ip -n "$out" link set wan up
+in_host sysctl -qw net.ipv4.ip_forward=1
+
+echo "==> networks, created with cni-conflist as podman would"
+mkdir -p "$NETCONFPATH"
+run conflist create frontend --subnet 10.250.10.0/24 --opt mtu=1450 --ipam-data-dir "$work/ipam"
+run conflist create backend --subnet 10.250.20.0/24 --internal --opt isolate=true --ipam-data-dir "$work/ipam"
+run conflist ls
+run conflist inspect backend
+run conflist validate --all
+
+echo "==> attach"
+attach frontend "$web" eth0 "$publish"
+attach frontend "$api" eth0; api_front=$ip
+attach backend "$api" eth1; api_back=$ip
+attach backend "$db" eth0; db_ip=$ip
+for ns in "$web" "$api" "$db"; do ip -n "$ns" -br addr show | grep -v '^lo'; done
+echo "    web's eth0 mtu (frontend --opt mtu=1450): $(ip -n "$web" -j link show eth0 | grep -o '"mtu":[0-9]*')"
+for a in "frontend $web eth0 $publish" "frontend $api eth0" "backend $api eth1" "backend $db eth0"; do
+  read -r net ns ifname caps <<<"$a"
+  IFNAME=$ifname CAPS=${caps:-} run tool check "$net" "/run/netns/$ns"
 done
-a="${ctrs[0]}"; b="${ctrs[1]}"
+
+echo "==> the web tier serves on port 80, published on the host as 8080"
+ip netns exec "$web" "$bin/cni-echo" 80 60 "web-tier" >/dev/null &
+echo_pid=$!
+for _ in $(seq 50); do ip netns exec "$web" ss -ltn 2>/dev/null | grep -q ':80 ' && break; sleep 0.1; done
+
+reach() { ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 && echo ok || echo blocked; }
+fetch() { # ns addr port
+  ip netns exec "$1" timeout 3 bash -c "exec 3<>/dev/tcp/$2/$3 && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && cat <&3" 2>/dev/null
+}
+page="$(fetch "$out" 10.250.99.1 8080 || true)"
+
+echo "==> reachability, measured"
+failures=0
+check() { # label got want
+  local mark="as expected"
+  [ "$2" = "$3" ] || { mark="UNEXPECTED (want $3)"; failures=$((failures + 1)); }
+  printf '    %-44s %-8s %s\n' "$1" "$2" "$mark"
+}
+check "web -> api ($api_front, frontend)" "$(reach "$web" "$api_front")" ok
+check "api -> db  ($db_ip, backend)" "$(reach "$api" "$db_ip")" ok
+check "web -> db  ($db_ip)" "$(reach "$web" "$db_ip")" blocked
+check "web -> api ($api_back, api's backend side)" "$(reach "$web" "$api_back")" blocked
+check "db  -> outside world (10.250.99.2)" "$(reach "$db" 10.250.99.2)" blocked
+check "web -> outside world (masqueraded)" "$(reach "$web" 10.250.99.2)" ok
+got_page=blocked; grep -q '^HTTP/1.0 200 OK' <<<"$page" && got_page=ok
+check "outside -> host:8080 -> web:80 (a page)" "$got_page" ok
+echo "    db's routes (internal network: none out): $(ip -n "$db" route | tr '\n' ';')"
+echo "    the page, as fetched from the outside world:"
+sed 's/^/      /' <<<"$page"
+kill "$echo_pid" 2>/dev/null || true
+wait "$echo_pid" 2>/dev/null || true
+echo_pid=""
 
 echo "==> the host side (netns $host)"
 in_host ip -br link show type bridge
-in_host ip -br addr show dev cni-demo0
-echo "    masquerade rules (nat) and firewall rules (filter):"
-in_host iptables-save -t nat | grep -- '^-A' | sed 's/^/    /'
-in_host iptables-save -t filter | grep -- '^-A' | sed 's/^/    /'
+in_host iptables-save | grep -c '^-A' | sed 's/^/    iptables rules while attached: /'
 
-echo "==> talking"
-run ip netns exec "$a" ping -c 2 -W 2 "${v4[$b]%/*}"
-run ip netns exec "$b" ping -6 -c 2 -W 2 "${v6[$a]%/*}"
-run ip netns exec "$a" ping -c 1 -W 2 10.250.7.1
-
-echo "==> the web tier's port, published on the host"
-ip netns exec "$a" "$repo/target/release/cni-echo" 80 30 "web-tier" > /dev/null &
-echo_pid=$!
-for _ in $(seq 50); do ip netns exec "$a" ss -ltn 2>/dev/null | grep -q ':80 ' && break; sleep 0.1; done
-# From the second container, through the host's published port 8080 (bridge gateway address).
-run ip netns exec "$b" bash -c 'exec 3<>/dev/tcp/10.250.7.1/8080; printf "GET / HTTP/1.0\r\n\r\n" >&3; cat <&3'
-kill "$echo_pid" 2>/dev/null || true
-wait "$echo_pid" 2>/dev/null || true
-
-echo "==> a macvlan pair on the host's \"physical\" interface lan0 (a veth inside the host netns)"
+echo "==> a macvlan pair on the host's \"physical\" interface lan0"
+cat > "$NETCONFPATH/90-demo-lan.conflist" <<JSON
+{ "cniVersion": "1.0.0", "name": "demo-lan",
+  "plugins": [ { "type": "macvlan", "master": "lan0", "mode": "bridge",
+                 "ipam": { "type": "host-local", "dataDir": "$work/ipam",
+                           "ranges": [ [ { "subnet": "192.168.250.0/24" } ] ] } } ] }
+JSON
 in_host ip link add lan0 type veth peer name lan0-peer
 in_host ip link set lan0 up
 in_host ip link set lan0-peer up
-declare -A lan
-for ns in "${ctrs[@]}"; do
-  result="$(run in_host env CNI_IFNAME=lan1 cnitool add demo-lan "/run/netns/$ns")"
-  lan[$ns]="$(grep -o '"192\.168\.250\.[0-9]*/24"' <<<"$result" | tr -d '"')"
-  ip -n "$ns" -br addr show lan1
-done
-run ip netns exec "$a" ping -c 2 -W 2 "${lan[$b]%/*}"
-for ns in "${ctrs[@]}"; do
-  run in_host env CNI_IFNAME=lan1 cnitool del demo-lan "/run/netns/$ns"
-done
-in_host ip link del lan0
+attach demo-lan "$web" lan1
+attach demo-lan "$db" lan1; lan_db=$ip
+check "web -> db over macvlan ($lan_db)" "$(reach "$web" "$lan_db")" ok
 
 echo "==> detach"
-for ns in "${ctrs[@]}"; do
-  caps='{}'
-  [ "$ns" = "${ctrs[0]}" ] && caps='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'
-  run in_host env CAP_ARGS="$caps" cnitool del demo "/run/netns/$ns"
-  run in_host cnitool del demo-lo "/run/netns/$ns"
-done
-echo "    host links after DEL: $(in_host ip -br link | awk '{print $1}' | tr '\n' ' ')(the bridge stays, as in the reference)"
-echo "    nat + filter rules after DEL: $(in_host iptables-save | grep -c -- '^-A' || true)"
-echo "    IPAM store after DEL: $(ls "$work/ipam/demo" | tr '\n' ' ')"
+detach_all
+in_host ip link del lan0
+echo "    host links after DEL: $(in_host ip -br link | awk '{print $1}' | tr '\n' ' ')(bridges stay, as in the reference)"
+echo "    iptables rules after DEL: $(in_host iptables-save | grep -c '^-A' || true)"
+echo "    IPAM store after DEL: $(find "$work/ipam" -type f -printf '%P ' | sort | tr '\n' ' ')"
+echo "    result cache after DEL: $(find "$CNI_CACHEDIR" -type f | wc -l) files"
+left="$(in_host iptables-save | grep -c '^-A' || true)"
+[ "$left" = 0 ] || { echo "==> demo FAILED: $left iptables rules left after DEL" >&2; exit 1; }
+if [ "$failures" -ne 0 ]; then
+  echo "==> demo FAILED: $failures reachability results differ from the expected matrix" >&2
+  exit 1
+fi
 echo "==> demo OK"
