@@ -140,9 +140,13 @@ version_ns() { # dir plugin -> ns per exec over 200 runs
 rss() { # dir plugin -> KiB
   echo '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION /usr/bin/time -f %M "$1/$2" 2>&1 >/dev/null | tail -1
 }
+# The shell's own fork+exec of a trivial binary, subtracted to get each plugin's start cost.
+spawn=$(version_ns /bin true)
 total_o=0; total_r=0
 for p in bridge host-local firewall tuning; do
-  row "VERSION $p" "$(ms "$(version_ns "$ours" "$p")")" "$(ms "$(version_ns "$ref" "$p")")" "ms (incl. shell fork)"
+  vo=$(version_ns "$ours" "$p"); vr=$(version_ns "$ref" "$p")
+  row "VERSION $p" "$(ms "$vo")" "$(ms "$vr")" "ms (incl. shell fork+exec)"
+  row "VERSION $p, net of fork+exec of /bin/true" "$(ms $((vo > spawn ? vo - spawn : 0)))" "$(ms $((vr > spawn ? vr - spawn : 0)))" ms
   row "peak RSS $p (VERSION)" "$(rss "$ours" "$p")" "$(rss "$ref" "$p")" KiB
   so=$(stat -c %s "$ours/$p"); sr=$(stat -c %s "$ref/$p")
   total_o=$((total_o + so)); total_r=$((total_r + sr))
