@@ -109,6 +109,8 @@ fn run(
         &cfg.trunk,
         cfg,
     )?;
+    // Test hooks (inert unless CNI_TEST_ABORT_AT names them): crash points of the fault suite.
+    cni_core::fault::point("bridge:veth");
     if j.steps().contains(&Step::Bridge(bridge.index)) {
         pin_bridge_mac(k, bridge.index);
     }
@@ -147,6 +149,7 @@ fn run(
     if req.layer3 {
         let ipam = svc.ipam.add()?;
         j.push(Step::Ipam);
+        cni_core::fault::point("bridge:ipam");
         if ipam.ips.is_empty() {
             return Err(CniError::invalid_config(
                 "IPAM plugin returned missing IP config",
@@ -174,6 +177,7 @@ fn run(
             sleep: k.sleep,
         };
         configure(&mut c, &result)?;
+        cni_core::fault::point("bridge:addresses");
         if cfg.is_gateway {
             let extra = set_gateways(req, k, j, &bridge, &result)?;
             result.interfaces.extend(extra);
@@ -182,6 +186,7 @@ fn run(
             let ips: Vec<IpNetwork> = result.ips.iter().map(|i| i.address).collect();
             svc.masq.setup(&ips)?;
             j.push(Step::Masquerade);
+            cni_core::fault::point("bridge:masquerade");
         }
     } else if !cfg.disable_container_interface {
         k.container
@@ -208,6 +213,7 @@ fn run(
     {
         result.dns = dns.clone();
     }
+    cni_core::fault::point("bridge:done");
     Ok(result)
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod delegate;
 pub mod env;
 pub mod error;
+pub mod fault;
 pub mod result;
 pub mod skel;
 pub mod validate;

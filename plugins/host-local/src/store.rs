@@ -223,6 +223,8 @@ impl StoreLock<'_> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(HostLocalError::store("create", &path, e)),
         };
+        // Test hooks (inert unless CNI_TEST_ABORT_AT names them): crash points of the fault suite.
+        cni_core::fault::point("host-local:created");
         let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
         if let Err(e) = file.write_all(content.as_bytes()) {
             drop(file);
@@ -230,6 +232,7 @@ impl StoreLock<'_> {
             return Err(HostLocalError::store("write", &path, e));
         }
         drop(file);
+        cni_core::fault::point("host-local:reserved");
         if let Err(e) = self.write_last_reserved_ip(range_index, ip) {
             let _ = fs::remove_file(&path);
             return Err(e);
