@@ -81,10 +81,14 @@ pub enum KernelError {
 }
 
 impl KernelError {
-    /// True when the error means "the thing is already gone" (useful for idempotent DEL).
+    /// True when the error means "the thing is already gone" (useful for idempotent DEL). A
+    /// netns path that is no longer a namespace (the bind mount went, the mount point stayed)
+    /// counts as gone.
     pub fn is_not_found(&self) -> bool {
         match self {
-            KernelError::NetnsNotFound { .. } | KernelError::LinkNotFound { .. } => true,
+            KernelError::NetnsNotFound { .. }
+            | KernelError::NotANetns { .. }
+            | KernelError::LinkNotFound { .. } => true,
             KernelError::Netlink { source, .. } => source.raw_os_error() == Some(libc_enodev()),
             _ => false,
         }

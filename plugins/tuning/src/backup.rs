@@ -181,6 +181,8 @@ impl BackupFile {
 
     /// Removes the file; an absent file is fine.
     pub fn remove(&self) -> Result<(), CniError> {
+        // A crash between writing the temporary file and renaming it leaves it behind.
+        let _ = std::fs::remove_file(&self.tmp);
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
