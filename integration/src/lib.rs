@@ -38,6 +38,7 @@ pub mod config;
 pub mod conflist;
 pub mod differential;
 pub mod exec;
+pub mod faults;
 pub mod firewall;
 pub mod firewall_layout;
 pub mod hostlocal;
