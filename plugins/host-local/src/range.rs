@@ -53,12 +53,20 @@ impl Range {
         let first_host = from_u128(network_value + 1, v4);
 
         let gateway = cfg.gateway.map_or(first_host, |g| g.to_canonical());
+        // The start is checked against the effective end: without a configured `rangeEnd`
+        // that is the default one, so a `rangeStart` on the IPv4 broadcast address (past the
+        // default end) is refused instead of making an inverted range that hands it out.
+        let default_end = {
+            let last = network_value | (!prefix_mask(prefix, v4) & family_max(v4));
+            from_u128(if v4 { last - 1 } else { last }, v4)
+        };
         let raw_end = cfg.range_end.map(|e| e.to_canonical());
+        let effective_end = raw_end.unwrap_or(default_end);
 
         let range_start = match cfg.range_start {
             Some(start) => {
                 let start = start.to_canonical();
-                let before_end = raw_end.is_none_or(|end| to_u128(start) <= to_u128(end));
+                let before_end = to_u128(start) <= to_u128(effective_end);
                 if !(same_family(start, network) && subnet.contains(start) && before_end) {
                     return Err(HostLocalError::RangeStartNotInNetwork {
                         start,
@@ -80,10 +88,7 @@ impl Range {
                 }
                 end
             }
-            None => {
-                let last = network_value | (!prefix_mask(prefix, v4) & family_max(v4));
-                from_u128(if v4 { last - 1 } else { last }, v4)
-            }
+            None => default_end,
         };
         Ok(Range {
             subnet,
