@@ -155,6 +155,8 @@ impl Store {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // A planted `lock` symlink must not make us create a file outside dataDir.
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&path);
         let lock = match opened {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&path),

@@ -59,6 +59,7 @@ impl HostLock {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&self.path)
             .map_err(fail)?;
         file.lock().map_err(fail)?;
