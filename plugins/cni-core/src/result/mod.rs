@@ -5,3 +5,6 @@ pub mod convert;
 pub mod types;
 
 pub use types::CniResult;
+
+#[cfg(test)]
+mod proptests;

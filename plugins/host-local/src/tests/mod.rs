@@ -1,5 +1,6 @@
 //! Unit tests (no root needed; every test works in its own temporary directory).
 
+mod alloc_proptests;
 mod allocate_tests;
 mod config_tests;
 mod lifecycle_tests;
