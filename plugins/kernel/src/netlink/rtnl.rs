@@ -203,6 +203,22 @@ fn route_message(r: &RouteEntry) -> Result<RouteMessage, KernelError> {
 }
 
 impl RtnlSocket {
+    /// The address messages of one link (one dump, filtered here).
+    fn address_messages(&mut self, index: u32) -> Result<Vec<AddressMessage>, KernelError> {
+        let replies = self.request(
+            "dump addresses",
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => Some(a),
+                _ => None,
+            })
+            .collect())
+    }
+
     fn set_link(&mut self, op: &'static str, msg: LinkMessage) -> Result<(), KernelError> {
         self.request(op, RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
             .map(drop)
@@ -450,19 +466,8 @@ impl Netlink for RtnlSocket {
     }
 
     fn addresses(&mut self, index: u32) -> Result<Vec<IpNetwork>, KernelError> {
-        let replies = self.request(
-            "dump addresses",
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            NLM_F_DUMP,
-        )?;
         let mut out = Vec::new();
-        for m in replies {
-            let RouteNetlinkMessage::NewAddress(a) = m else {
-                continue;
-            };
-            if a.header.index != index {
-                continue;
-            }
+        for a in self.address_messages(index)? {
             // IFA_LOCAL is the interface's own address on point-to-point links; else IFA_ADDRESS.
             let find = |want_local: bool| {
                 a.attributes.iter().find_map(|x| match x {
@@ -481,19 +486,8 @@ impl Netlink for RtnlSocket {
     }
 
     fn tentative_addresses(&mut self, index: u32) -> Result<Vec<(IpNetwork, bool)>, KernelError> {
-        let replies = self.request(
-            "dump addresses",
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            NLM_F_DUMP,
-        )?;
         let mut out = Vec::new();
-        for m in replies {
-            let RouteNetlinkMessage::NewAddress(a) = m else {
-                continue;
-            };
-            if a.header.index != index {
-                continue;
-            }
+        for a in self.address_messages(index)? {
             let flags = a
                 .attributes
                 .iter()
