@@ -203,11 +203,14 @@ fn route_message(r: &RouteEntry) -> Result<RouteMessage, KernelError> {
 }
 
 impl RtnlSocket {
-    /// The address messages of one link (one dump, filtered here).
+    /// The address messages of one link: one dump that the kernel filters by link when the
+    /// socket has strict checking, and that is filtered here again for kernels without it.
     fn address_messages(&mut self, index: u32) -> Result<Vec<AddressMessage>, KernelError> {
+        let mut filter = AddressMessage::default();
+        filter.header.index = index;
         let replies = self.request(
             "dump addresses",
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            RouteNetlinkMessage::GetAddress(filter),
             NLM_F_DUMP,
         )?;
         Ok(replies

@@ -28,6 +28,11 @@ impl RtnlSocket {
         socket
             .connect(&SocketAddr::new(0, 0))
             .map_err(sock_err("connect"))?;
+        // Strict checking makes the kernel (4.20+) honour the filters in dump requests, so an
+        // address dump for one link returns that link's addresses only instead of every
+        // address on a host with a thousand veths. Older kernels refuse the option and dump
+        // everything; callers filter the replies themselves either way.
+        let _ = socket.set_netlink_get_strict_chk(true);
         Ok(RtnlSocket { socket, seq: 0 })
     }
 
