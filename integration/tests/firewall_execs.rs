@@ -64,12 +64,16 @@ fn iptables_one_read_and_at_most_one_batch_per_family() {
     let path = wrap_tools(&world);
     let conf = net.conf("1.0.0", Some(&prev(&net)));
 
+    // The bridge's first container: the no-read batch finds the shared chains missing and
+    // fails as a whole; one read and one write per family create everything.
     let add = run(&net, &path, "ADD", &conf);
     assert_eq!(
         add,
         [
             "ip6tables-restore --noflush -w",
+            "ip6tables-restore --noflush -w",
             "ip6tables-save -t filter",
+            "iptables-restore --noflush -w",
             "iptables-restore --noflush -w",
             "iptables-save -t filter",
         ],
@@ -88,6 +92,25 @@ fn iptables_one_read_and_at_most_one_batch_per_family() {
         check.len() <= 2 && check.iter().all(|c| c.contains("-save -t filter")),
         "CHECK only reads: {check:?}"
     );
+
+    // Every later container on the bridge: one write per family and no read at all, so the
+    // cost does not grow with the number of rules in the table.
+    let mut prev2 = prev(&net);
+    prev2["ips"][0]["address"] = json!("10.102.0.3/24");
+    prev2["ips"][1]["address"] = json!("fd66::3/64");
+    let conf2 = net.conf("1.0.0", Some(&prev2));
+    let ctr = &net.world().containers()[0];
+    for (verb, want_restores) in [("ADD", 2), ("DEL", 2)] {
+        let call = net.call(verb, &conf2, "ctr-cost2", ctr).env("PATH", &path);
+        let out = net.exec(Firewall::Ours, &call);
+        assert!(out.success(), "{}", out.describe());
+        let calls = take_log(&world);
+        let restores = count(&calls, "iptables-restore") + count(&calls, "ip6tables-restore");
+        assert_eq!(restores, want_restores, "{verb} of a second container: {calls:?}");
+        if verb == "ADD" {
+            assert_eq!(calls.len(), 2, "second container's ADD reads nothing: {calls:?}");
+        }
+    }
 
     let del = run(&net, &path, "DEL", &conf);
     assert_eq!(count(&del, "iptables-restore"), 1, "{del:?}");

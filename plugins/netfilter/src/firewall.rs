@@ -9,8 +9,10 @@
 //! - [`routes`]: which host interface an address lives behind (attributes the Go plugin's
 //!   uncommented rules to bridges).
 //! - [`lock`]: the host-wide lock around every read-modify-write.
+//! - `ledger`: which attachments the iptables backend set up (lets a first ADD skip reading).
 
 pub mod iptables;
+mod ledger;
 pub mod lock;
 pub mod nftables;
 pub mod owner;
@@ -39,6 +41,15 @@ pub enum FirewallError {
     #[error("failed to lock {}", .path.display())]
     Lock {
         /// The lock file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The attachment ledger beside the lock could not be updated.
+    #[error("failed to update the attachment ledger beside {}", .path.display())]
+    Ledger {
+        /// The lock file the ledger sits beside.
         path: PathBuf,
         /// Cause.
         #[source]

@@ -163,6 +163,20 @@ impl RestoreBatch {
         self
     }
 
+    /// `-N CHAIN` — fails the whole batch if the chain exists. A cheap existence probe: a batch
+    /// that starts with it applies only when nothing of an earlier run is there.
+    pub fn new_chain(&mut self, chain: &str) -> &mut Self {
+        self.lines.push(format!("-N {chain}"));
+        self
+    }
+
+    /// `-C CHAIN args…` — fails the whole batch unless the rule exists. Unlike `-D`, it costs
+    /// the kernel nothing, so it serves as a precondition of a batch that skips reading the table.
+    pub fn require<S: AsRef<str>>(&mut self, chain: &str, args: &[S]) -> &mut Self {
+        self.lines.push(format!("-C {chain} {}", render_args(args)));
+        self
+    }
+
     /// `-A CHAIN args…`.
     pub fn append<S: AsRef<str>>(&mut self, chain: &str, args: &[S]) -> &mut Self {
         self.lines.push(format!("-A {chain} {}", render_args(args)));
@@ -237,11 +251,13 @@ mod tests {
             .insert("POSTROUTING", 1, &["-j", "C"])
             .delete("POSTROUTING", &["-j", "C"])
             .flush_chain("C")
-            .delete_chain("C");
+            .delete_chain("C")
+            .new_chain("D")
+            .require("FORWARD", &["-j", "D"]);
         assert_eq!(
             b.render(),
             "*nat\n:C - [0:0]\n-A C -d 10.0.0.0/8 -m comment --comment \"a b\" -j ACCEPT\n\
-             -I POSTROUTING 1 -j C\n-D POSTROUTING -j C\n-F C\n-X C\nCOMMIT\n"
+             -I POSTROUTING 1 -j C\n-D POSTROUTING -j C\n-F C\n-X C\n-N D\n-C FORWARD -j D\nCOMMIT\n"
         );
     }
 

@@ -71,7 +71,9 @@ impl PortmapError {
 /// Take `lock`, as a [`PortmapError`].
 pub(crate) fn acquire(lock: &HostLock) -> Result<HostLockGuard, PortmapError> {
     lock.acquire().map_err(|e| match e {
-        FirewallError::Lock { path, source } => PortmapError::Lock { path, source },
+        FirewallError::Lock { path, source } | FirewallError::Ledger { path, source } => {
+            PortmapError::Lock { path, source }
+        }
         FirewallError::Netfilter(n) => PortmapError::Netfilter(n),
     })
 }

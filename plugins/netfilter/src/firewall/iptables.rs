@@ -1,6 +1,8 @@
 //! The iptables firewall backend: the reference plugin's layout in table `filter` of iptables
 //! and ip6tables, plus an owner comment on the two per-address rules (see [`super::owner`]).
 //!
+//! A first ADD of an attachment (see [`super::ledger`]) writes one batch per family without
+//! reading anything; when that batch's preconditions fail it falls back to the general path.
 //! Each operation takes the [`HostLock`], then per family reads the table once
 //! (`iptables-save -t filter`) and, only if something must change, writes one batch
 //! (`iptables-restore --noflush -w`). A batch that fails because another tool changed the table
@@ -15,9 +17,10 @@ mod teardown;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use self::plan::{check, family_ips, has_own_rules, plan_add};
+use self::plan::{check, family_ips, first_add_batch, has_own_rules, plan_add};
 use self::rules::FILTER;
 use self::teardown::{Known, plan_teardown};
+use super::ledger::Ledger;
 use super::{
     ContainerFirewall, FirewallBackend, FirewallError, FirewallKind, HostLock, HostRoutes, Owner,
     ProcRoutes, Teardown,
@@ -95,6 +98,28 @@ impl IptablesFirewall {
         Err(last.unwrap_or(NetfilterError::Multiple(Vec::new())))
     }
 
+    /// The ledger of attachments set up through this backend's lock directory.
+    fn ledger(&self) -> Ledger {
+        Ledger::beside(self.lock.path())
+    }
+
+    /// A first ADD's rules in one batch, without reading the table (see [`first_add_batch`]).
+    fn first_add(
+        &self,
+        family: IpFamily,
+        fw: &ContainerFirewall,
+        ips: &[IpAddr],
+    ) -> Result<(), NetfilterError> {
+        let batch = first_add_batch(fw, ips)?;
+        run_checked(
+            self.runner.as_ref(),
+            family.restore_program(),
+            &["--noflush", "-w"],
+            Some(&batch),
+        )?;
+        Ok(())
+    }
+
     /// Remove the rules of the owners `select` picks in both families; keep going on errors.
     fn remove(
         &self,
@@ -158,9 +183,15 @@ impl FirewallBackend for IptablesFirewall {
             .into_iter()
             .filter(|f| !family_ips(&fw.ips, *f).is_empty())
             .collect();
+        let ledger = self.ledger();
+        // A ledger we cannot write only costs speed: every family then takes the reading path.
+        let first = ledger.record(&fw.owner).unwrap_or(false);
         let repeated = std::sync::atomic::AtomicBool::new(false);
         let results = per_family(&families, |family| {
             let ips = family_ips(&fw.ips, family);
+            if first && self.first_add(family, fw, &ips).is_ok() {
+                return Ok(());
+            }
             self.converge(family, false, |saved| {
                 if has_own_rules(saved, fw) {
                     repeated.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -193,7 +224,7 @@ impl FirewallBackend for IptablesFirewall {
             }
         }
         let (done, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
-        let Some((_, Err(first))) = failed.into_iter().next() else {
+        let Some((_, Err(error))) = failed.into_iter().next() else {
             return Ok(());
         };
         // Undo the families that succeeded; the failure is the error to report.
@@ -204,14 +235,21 @@ impl FirewallBackend for IptablesFirewall {
                 Ok(plan_teardown(saved, &owner, known, self.routes.as_ref()))
             });
         }
-        Err(first.into())
+        let _ = ledger.forget(&fw.owner);
+        Err(error.into())
     }
 
     fn del(&self, teardown: &Teardown) -> Result<(), FirewallError> {
         teardown.owner.validate()?;
         let _guard = self.lock.acquire()?;
         let owner = |o: &Owner| *o == teardown.owner;
-        Ok(self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?)
+        self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?;
+        self.ledger()
+            .forget(&teardown.owner)
+            .map_err(|source| FirewallError::Ledger {
+                path: self.lock.path().to_path_buf(),
+                source,
+            })
     }
 
     fn check(&self, fw: &ContainerFirewall) -> Result<(), FirewallError> {
@@ -235,7 +273,13 @@ impl FirewallBackend for IptablesFirewall {
                     .iter()
                     .any(|(cid, ifname)| o.container_id == *cid && o.ifname == *ifname)
         };
-        Ok(self.remove(&stale, &[], None)?)
+        self.remove(&stale, &[], None)?;
+        self.ledger()
+            .forget_stale(network, valid)
+            .map_err(|source| FirewallError::Ledger {
+                path: self.lock.path().to_path_buf(),
+                source,
+            })
     }
 
     fn status(&self) -> Result<(), FirewallError> {

@@ -7,7 +7,9 @@
 //! -A POSTROUTING -s <ip>/32 -m comment --comment "…" -j CNI-<24hex>            (v6: /128)
 //! ```
 //!
-//! Each operation is one `iptables-save -t nat` plus (only if something must change) one
+//! ADD is one `iptables-restore --noflush -w` per family that creates the chain with `-N`; only
+//! when the chain already exists (a repeated or interrupted ADD) does it read the table. Every
+//! other operation is one `iptables-save -t nat` plus (only if something must change) one
 //! `iptables-restore --noflush -w` per family.
 
 mod plan;
@@ -23,7 +25,7 @@ use crate::exec::CommandRunner;
 use crate::iptables::{IpFamily, Iptables, RestoreBatch, SavedTable};
 use crate::names;
 
-pub(crate) use plan::{check_family, gc_chains, setup_batch, teardown_batch};
+pub(crate) use plan::{check_family, first_setup_batch, gc_chains, setup_batch, teardown_batch};
 
 /// The iptables masquerade backend.
 #[derive(Clone)]
@@ -67,6 +69,23 @@ impl IptablesMasquerade {
         }
     }
 
+    /// The usual ADD, without reading the table: one batch that creates the attachment's chain
+    /// with `-N` (which fails the whole batch if the chain exists), fills it and adds the jumps.
+    /// The chain only exists if an earlier ADD of this attachment left state behind (a jump
+    /// cannot outlive its target chain), and then the caller falls back to [`Self::converge`],
+    /// which reads the table and repairs. Reading `nat` costs time in proportion to the number
+    /// of containers; this costs the same for the first container and the thousandth.
+    fn first_setup(
+        &self,
+        family: IpFamily,
+        chain: &str,
+        comment: &str,
+        ips: &[IpNetwork],
+    ) -> Result<(), NetfilterError> {
+        self.tools(family)
+            .restore(&first_setup_batch(family, chain, comment, ips))
+    }
+
     /// `converge` for teardown-like operations: a family whose tools are missing or whose nat
     /// table the kernel does not have holds nothing to remove.
     fn converge_removal(
@@ -99,9 +118,13 @@ impl MasqueradeBackend for IptablesMasquerade {
         let comment = checked_comment(network, container_id)?;
         let mut done = Vec::new();
         for (family, family_ips) in by_family(ips) {
-            let result = self.converge(family, |saved| {
-                setup_batch(saved, family, &chain, &comment, &family_ips)
-            });
+            let result = self
+                .first_setup(family, &chain, &comment, &family_ips)
+                .or_else(|_| {
+                    self.converge(family, |saved| {
+                        setup_batch(saved, family, &chain, &comment, &family_ips)
+                    })
+                });
             if let Err(e) = result {
                 // Undo the families this call already set up; the first error is the one to report.
                 for undo in done {

@@ -22,13 +22,13 @@ use std::net::IpAddr;
 
 use super::edit::TableEdit;
 use super::rules::{
-    Args, FORWARD, PRIV_CHAIN, STAGE1, STAGE2, admin_jump, forward_jump, go_list, inbound,
+    Args, FILTER, FORWARD, PRIV_CHAIN, STAGE1, STAGE2, admin_jump, forward_jump, go_list, inbound,
     isolated_drop, outbound, policy_comment, same_isolation_rule, stage_return, stage1_bridge,
     stage1_jump, stage2_drop,
 };
 use crate::NetfilterError;
 use crate::firewall::{ContainerFirewall, IngressPolicy, Isolation, OwnerTag};
-use crate::iptables::{IpFamily, SavedRule, SavedTable};
+use crate::iptables::{IpFamily, RestoreBatch, SavedRule, SavedTable};
 
 /// The addresses of `fw` in `family`.
 pub(crate) fn family_ips(fw_ips: &[IpAddr], family: IpFamily) -> Vec<IpAddr> {
@@ -127,6 +127,30 @@ pub(crate) fn plan_add(
         }
     }
     Ok(e.into_batch())
+}
+
+/// ADD of an attachment that has no rules yet, without reading the table: a batch that requires
+/// (`-C`) every shared rule [`plan_add`] would create — so it applies only when the chains, jumps
+/// and the bridge's isolation rules are all in place — and appends the attachment's two rules
+/// per address. When it fails, nothing was applied and the caller plans from a read instead.
+pub(crate) fn first_add_batch(
+    fw: &ContainerFirewall,
+    ips: &[IpAddr],
+) -> Result<String, NetfilterError> {
+    let tag = fw.tag().iptables_comment()?;
+    let mut batch = RestoreBatch::new(FILTER);
+    batch.require(FORWARD, &forward_jump());
+    batch.require(PRIV_CHAIN, &admin_jump(&fw.admin_chain));
+    if let Some(iso) = &fw.isolation {
+        batch.require(FORWARD, &stage1_jump());
+        for (chain, rule, _) in isolation_rules(iso) {
+            batch.require(chain, &rule);
+        }
+    }
+    for rule in container_rules(ips, &tag) {
+        batch.append(PRIV_CHAIN, &rule);
+    }
+    Ok(batch.render())
 }
 
 fn missing(what: String) -> NetfilterError {

@@ -71,6 +71,25 @@ pub(crate) fn jump_rules(
     rules
 }
 
+/// The batch for an attachment that has no chain yet: `-N` (the batch fails if the chain
+/// exists), its rules, its POSTROUTING jumps.
+pub(crate) fn first_setup_batch(
+    family: IpFamily,
+    chain: &str,
+    comment: &str,
+    ips: &[IpNetwork],
+) -> RestoreBatch {
+    let mut batch = RestoreBatch::new("nat");
+    batch.new_chain(chain);
+    for rule in chain_rules(family, comment, ips) {
+        batch.append(chain, &rule);
+    }
+    for jump in jump_rules(family, chain, comment, ips) {
+        batch.append(POSTROUTING, &jump);
+    }
+    batch
+}
+
 /// The batch that makes `chain` hold exactly [`chain_rules`] and POSTROUTING jump to it exactly
 /// for `ips` (stale or duplicate jumps to it are deleted).
 pub(crate) fn setup_batch(

@@ -41,38 +41,59 @@ const V6_BATCH: &str = r#"*nat
 COMMIT
 "#;
 
+/// The same batch as a first ADD writes it: `-N` instead of the flushing declaration.
+fn first(batch: &str) -> String {
+    batch.replace(&format!(":{CHAIN1} - [0:0]"), &format!("-N {CHAIN1}"))
+}
+
+/// "Chain already exists" from the `-N` of a first-ADD batch.
+const CHAIN_EXISTS: &str = "iptables-restore: line 2 failed: Chain already exists.";
+
 #[test]
-fn setup_v4_is_one_save_and_one_restore() {
+fn setup_v4_is_one_restore_without_reading_the_table() {
     let (fake, b) = backend();
-    fake.ok("iptables-save", EMPTY);
+    b.setup("cnixnet", "ctr1", "eth0", &[net("10.99.0.2/24")])
+        .unwrap();
+    assert_eq!(fake.command_lines(), ["iptables-restore --noflush -w"]);
+    assert_eq!(
+        fake.calls()[0].stdin.as_deref(),
+        Some(first(V4_BATCH).as_str())
+    );
+}
+
+#[test]
+fn setup_reads_and_repairs_when_the_chain_exists() {
+    let (fake, b) = backend();
+    fake.fail("iptables-restore", 1, CHAIN_EXISTS)
+        .ok("iptables-save", EMPTY);
     b.setup("cnixnet", "ctr1", "eth0", &[net("10.99.0.2/24")])
         .unwrap();
     assert_eq!(
         fake.command_lines(),
-        ["iptables-save -t nat", "iptables-restore --noflush -w"]
+        [
+            "iptables-restore --noflush -w",
+            "iptables-save -t nat",
+            "iptables-restore --noflush -w"
+        ]
     );
-    assert_eq!(fake.calls()[1].stdin.as_deref(), Some(V4_BATCH));
+    assert_eq!(fake.calls()[2].stdin.as_deref(), Some(V4_BATCH));
 }
 
 #[test]
 fn setup_v6() {
     let (fake, b) = backend();
-    fake.ok("ip6tables-save", EMPTY);
     b.setup("cnixnet", "ctr1", "eth0", &[net("fd00:99::2/64")])
         .unwrap();
+    assert_eq!(fake.command_lines(), ["ip6tables-restore --noflush -w"]);
     assert_eq!(
-        fake.command_lines(),
-        ["ip6tables-save -t nat", "ip6tables-restore --noflush -w"]
+        fake.calls()[0].stdin.as_deref(),
+        Some(first(V6_BATCH).as_str())
     );
-    assert_eq!(fake.calls()[1].stdin.as_deref(), Some(V6_BATCH));
 }
 
 #[test]
 fn setup_dual_stack_one_batch_per_family() {
     let (fake, b) = backend();
-    fake.ok("iptables-save", EMPTY)
-        .ok("iptables-restore", "")
-        .ok("ip6tables-save", EMPTY);
     // v6 listed first: families are still handled v4 then v6.
     b.setup(
         "cnixnet",
@@ -84,21 +105,28 @@ fn setup_dual_stack_one_batch_per_family() {
     assert_eq!(
         fake.command_lines(),
         [
-            "iptables-save -t nat",
             "iptables-restore --noflush -w",
-            "ip6tables-save -t nat",
             "ip6tables-restore --noflush -w"
         ]
     );
-    assert_eq!(fake.calls()[1].stdin.as_deref(), Some(V4_BATCH));
-    assert_eq!(fake.calls()[3].stdin.as_deref(), Some(V6_BATCH));
+    assert_eq!(
+        fake.calls()[0].stdin.as_deref(),
+        Some(first(V4_BATCH).as_str())
+    );
+    assert_eq!(
+        fake.calls()[1].stdin.as_deref(),
+        Some(first(V6_BATCH).as_str())
+    );
 }
 
 #[test]
 fn setup_matches_reference_layout_so_rerun_is_a_no_op() {
     // The reference made exactly what we would make: nothing to write.
     let (fake, b) = backend();
-    fake.ok("iptables-save", GO_V4).ok("ip6tables-save", GO_V6);
+    fake.fail("iptables-restore", 1, CHAIN_EXISTS)
+        .ok("iptables-save", GO_V4)
+        .fail("ip6tables-restore", 1, CHAIN_EXISTS)
+        .ok("ip6tables-save", GO_V6);
     b.setup(
         "cnixnet",
         "ctr1",
@@ -108,20 +136,26 @@ fn setup_matches_reference_layout_so_rerun_is_a_no_op() {
     .unwrap();
     assert_eq!(
         fake.command_lines(),
-        ["iptables-save -t nat", "ip6tables-save -t nat"]
+        [
+            "iptables-restore --noflush -w",
+            "iptables-save -t nat",
+            "ip6tables-restore --noflush -w",
+            "ip6tables-save -t nat"
+        ]
     );
 }
 
 #[test]
 fn setup_removes_stale_and_duplicate_jumps_without_touching_a_correct_chain() {
     let (fake, b) = backend();
-    fake.ok("ip6tables-save", GO_V6_STALE);
+    fake.fail("ip6tables-restore", 1, CHAIN_EXISTS)
+        .ok("ip6tables-save", GO_V6_STALE);
     b.setup("cnixnet", "ctr1", "eth0", &[net("fd00:99::4/64")])
         .unwrap();
     let expected = format!(
         "*nat\n-D POSTROUTING -s fd00:99::2/128 -m comment --comment \"name: \\\"cnixnet\\\" id: \\\"ctr1\\\"\" -j {CHAIN1}\nCOMMIT\n"
     );
-    assert_eq!(fake.calls()[1].stdin.as_deref(), Some(expected.as_str()));
+    assert_eq!(fake.calls()[2].stdin.as_deref(), Some(expected.as_str()));
 }
 
 #[test]
@@ -146,20 +180,25 @@ fn setup_rewrites_a_chain_with_other_content() {
 #[test]
 fn setup_retries_once_after_a_lost_race() {
     let (fake, b) = backend();
-    fake.ok("iptables-save", EMPTY)
+    fake.fail("iptables-restore", 1, CHAIN_EXISTS)
+        .ok("iptables-save", EMPTY)
         .fail("iptables-restore", 4, "iptables-restore: line 5 failed")
         .ok("iptables-save", EMPTY);
     b.setup("cnixnet", "ctr1", "eth0", &[net("10.99.0.2/24")])
         .unwrap();
-    assert_eq!(fake.command_lines().len(), 4);
+    assert_eq!(fake.command_lines().len(), 5);
 }
 
 #[test]
 fn setup_failure_in_v6_undoes_v4() {
     let (fake, b) = backend();
     let after_v4 = format!("{}{}", V4_BATCH.replace("COMMIT\n", ""), "COMMIT\n");
-    fake.ok("iptables-save", EMPTY)
-        .ok("iptables-restore", "")
+    fake.ok("iptables-restore", "")
+        .fail(
+            "ip6tables-restore",
+            1,
+            "ip6tables-restore: Permission denied",
+        )
         .fail("ip6tables-save", 1, "ip6tables-save: Permission denied")
         .ok("iptables-save", &after_v4);
     let err = b.setup(

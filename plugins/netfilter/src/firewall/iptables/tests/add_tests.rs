@@ -17,8 +17,10 @@ fn open_batch(ip: &str, comment: &str) -> String {
     )
 }
 
+/// A first ADD into an empty table: the no-read batch fails on its first probe, then one read
+/// and one write create everything.
 #[test]
-fn open_v4_is_one_save_and_one_restore() {
+fn open_v4_first_container_probes_then_reads_and_writes_once() {
     let w = world();
     w.add(&fw(
         "cnixnet",
@@ -29,10 +31,14 @@ fn open_v4_is_one_save_and_one_restore() {
     ));
     assert_eq!(
         w.kernel.calls(),
-        ["iptables-save -t filter", "iptables-restore --noflush -w"]
+        [
+            "iptables-restore --noflush -w",
+            "iptables-save -t filter",
+            "iptables-restore --noflush -w"
+        ]
     );
     assert_eq!(
-        w.kernel.take_batches(),
+        without_probes(w.kernel.take_batches()),
         [open_batch("10.99.0.2/32", OWNER_OPEN) + "COMMIT\n"]
     );
 }
@@ -74,7 +80,7 @@ fn same_bridge_v4_batch() {
         "cnix0",
     ));
     assert_eq!(
-        w.kernel.take_batches(),
+        without_probes(w.kernel.take_batches()),
         [open_batch("10.99.0.2/32", SAME) + SAME_BRIDGE_TAIL]
     );
     // The resulting order is the reference's: isolation jump first in FORWARD.
@@ -99,14 +105,24 @@ fn isolated_dual_stack_one_batch_per_family() {
     ));
     assert_eq!(
         w.kernel.family_calls(IpFamily::V4),
-        ["iptables-save -t filter", "iptables-restore --noflush -w"]
+        [
+            "iptables-restore --noflush -w",
+            "iptables-save -t filter",
+            "iptables-restore --noflush -w"
+        ]
     );
     assert_eq!(
         w.kernel.family_calls(IpFamily::V6),
-        ["ip6tables-save -t filter", "ip6tables-restore --noflush -w"]
+        [
+            "ip6tables-restore --noflush -w",
+            "ip6tables-save -t filter",
+            "ip6tables-restore --noflush -w"
+        ]
     );
+    let mut batches = without_probes(w.kernel.take_batches());
+    batches.sort();
     assert_eq!(
-        w.kernel.take_batches(),
+        batches,
         [
             open_batch("10.99.0.2/32", ISO) + ISOLATED_TAIL,
             open_batch("fd00:99::2/128", ISO) + ISOLATED_TAIL
@@ -126,12 +142,18 @@ fn v6_only_touches_ip6tables_only() {
     ));
     assert_eq!(
         w.kernel.calls(),
-        ["ip6tables-save -t filter", "ip6tables-restore --noflush -w"]
+        [
+            "ip6tables-restore --noflush -w",
+            "ip6tables-save -t filter",
+            "ip6tables-restore --noflush -w"
+        ]
     );
 }
 
+/// The second container of a bridge is one write and no read: the batch requires the shared
+/// rules the first container created and appends the new container's two rules.
 #[test]
-fn second_add_changes_nothing_and_a_second_container_only_appends() {
+fn second_add_changes_nothing_and_a_second_container_only_appends_without_reading() {
     let w = world();
     let c1 = fw(
         "cnixnet",
@@ -157,11 +179,20 @@ fn second_add_changes_nothing_and_a_second_container_only_appends() {
         IngressPolicy::SameBridge,
         "cnix0",
     ));
+    assert_eq!(w.kernel.take_calls(), ["iptables-restore --noflush -w"]);
     let tag = r#""name: \"cnixnet\" id: \"ctr2\" if: \"eth0\" same-bridge: \"cnix0\"""#;
+    let shared = "\"CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)\"";
     assert_eq!(
         w.kernel.take_batches(),
         [format!(
             "*filter\n\
+             -C FORWARD -m comment --comment \"CNI firewall plugin rules\" -j CNI-FORWARD\n\
+             -C CNI-FORWARD -m comment --comment \"CNI firewall plugin admin overrides\" -j CNI-ADMIN\n\
+             -C FORWARD -m comment --comment {shared} -j CNI-ISOLATION-STAGE-1\n\
+             -C CNI-ISOLATION-STAGE-1 -i cnix0 ! -o cnix0 -m comment --comment \"CNI firewall plugin rules (ingressPolicy: same-bridge)\" -j CNI-ISOLATION-STAGE-2\n\
+             -C CNI-ISOLATION-STAGE-1 -m comment --comment {shared} -j RETURN\n\
+             -C CNI-ISOLATION-STAGE-2 -o cnix0 -m comment --comment {shared} -j DROP\n\
+             -C CNI-ISOLATION-STAGE-2 -m comment --comment {shared} -j RETURN\n\
              -A CNI-FORWARD -d 10.99.0.3/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment {tag} -j ACCEPT\n\
              -A CNI-FORWARD -s 10.99.0.3/32 -m comment --comment {tag} -j ACCEPT\nCOMMIT\n"
         )]
@@ -222,6 +253,9 @@ fn tampered_rules_are_repaired() {
 #[test]
 fn chain_created_by_another_process_meanwhile_is_replanned_not_duplicated() {
     let w = world();
+    let owner = Owner::new("cnixnet", "ctr1", "eth0");
+    // Recorded as set up before: this ADD reads the table instead of probing.
+    assert!(w.backend.ledger().record(&owner).unwrap());
     // Between our save and our restore another plugin creates the chains and its jump.
     w.kernel.before_next_restore(IpFamily::V4, |t| {
         let other = SavedTable::parse(
@@ -338,3 +372,37 @@ fn check_reports_the_first_missing_rule_like_the_reference() {
 }
 
 use crate::iptables::SavedTable;
+
+#[test]
+fn gc_forgets_the_ledger_entries_of_stale_attachments() {
+    let w = world();
+    for cid in ["ctr1", "ctr2"] {
+        w.add(&fw(
+            "cnixnet",
+            cid,
+            &["10.99.0.2/24"],
+            IngressPolicy::Open,
+            "cnix0",
+        ));
+    }
+    let dir = w.backend.lock.path().parent().unwrap().join("attachments");
+    let entries = || std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(entries(), 2);
+    w.backend.gc("cnixnet", &[("ctr2", "eth0")]).unwrap();
+    assert_eq!(entries(), 1);
+    // ctr2's entry makes its next ADD read the table: it is a repeat.
+    w.kernel.take_calls();
+    w.add(&fw(
+        "cnixnet",
+        "ctr2",
+        &["10.99.0.2/24"],
+        IngressPolicy::Open,
+        "cnix0",
+    ));
+    assert!(w.kernel.take_calls()[0].starts_with("iptables-save"));
+    w.backend.gc("cnixnet", &[]).unwrap();
+    assert!(
+        !dir.exists(),
+        "the ledger directory goes with its last entry"
+    );
+}

@@ -174,8 +174,15 @@ fn apply(t: &mut SavedTable, batch: &str) -> Result<(), String> {
                 }
                 t.chains.retain(|c| *c != chain);
             }
-            "-A" | "-I" | "-D" if !exists => {
+            "-A" | "-I" | "-D" | "-C" if !exists => {
                 return Err(fail("No chain/target/match by that name."));
+            }
+            "-C" => {
+                if !t.rules.iter().any(|r| r.chain == chain && r.args == rest) {
+                    return Err(fail(
+                        "Bad rule (does a matching rule exist in that chain?).",
+                    ));
+                }
             }
             "-A" | "-I" => {
                 let (position, args) = if op == "-I" {

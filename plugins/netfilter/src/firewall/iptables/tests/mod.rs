@@ -54,6 +54,14 @@ pub(crate) fn world_with(routes: Arc<dyn HostRoutes>) -> World {
     }
 }
 
+/// The batches of `batches` that are not first-ADD batches (those start with `-C` probes).
+pub(crate) fn without_probes(batches: Vec<String>) -> Vec<String> {
+    batches
+        .into_iter()
+        .filter(|b| !b.starts_with("*filter\n-C "))
+        .collect()
+}
+
 pub(crate) fn world() -> World {
     world_with(Arc::new(FakeRoutes(Vec::new())))
 }
