@@ -141,6 +141,36 @@ impl Iptables {
     }
 }
 
+/// Run `op` for each family, in parallel when there are several (the families' tables are
+/// independent, and each step is an exec that mostly waits); results in `families` order.
+pub(crate) fn per_family<T: Send, E: Send + From<NetfilterError>>(
+    families: &[IpFamily],
+    op: impl Fn(IpFamily) -> Result<T, E> + Sync,
+) -> Vec<(IpFamily, Result<T, E>)> {
+    if let [family] = families {
+        return vec![(*family, op(*family))];
+    }
+    std::thread::scope(|scope| {
+        let op = &op;
+        let running: Vec<_> = families
+            .iter()
+            .map(|family| (*family, scope.spawn(move || op(*family))))
+            .collect();
+        running
+            .into_iter()
+            .map(|(family, handle)| {
+                let result = handle.join().unwrap_or_else(|_| {
+                    Err(E::from(NetfilterError::Parse {
+                        program: family.restore_program().to_owned(),
+                        detail: "the worker thread panicked".to_owned(),
+                    }))
+                });
+                (family, result)
+            })
+            .collect()
+    })
+}
+
 /// The lines of one `iptables-restore --noflush` transaction on one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreBatch {

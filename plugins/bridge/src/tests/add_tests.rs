@@ -35,7 +35,7 @@ fn l3_add_builds_bridge_port_addresses_gateway_and_rules() {
     );
     assert_eq!(w.host_sysctl.values["net/ipv4/ip_forward"], "1");
     assert_eq!(
-        masq.calls.borrow().as_slice(),
+        masq.calls.lock().unwrap().as_slice(),
         ["setup [V4(Ipv4Network { addr: 10.1.0.5, prefix: 24 })]"]
     );
     let veth = w
@@ -83,7 +83,7 @@ fn failure_at_every_step_rolls_back_everything() {
             "create_bridge" | "create_veth" | "set_master" | "set_bridge_port" | "set_link_up"
         );
         assert_eq!(
-            *ipam.dels.borrow(),
+            *ipam.dels.lock().unwrap(),
             u32::from(ipam_used),
             "{step}: IPAM released exactly when reserved"
         );
@@ -103,7 +103,7 @@ fn container_side_and_rule_failures_roll_back_too() {
         );
         assert_eq!(w.host_links(), ["lo"], "{fail}");
         assert_eq!(w.container_links(), ["lo"], "{fail}");
-        assert_eq!(*ipam.dels.borrow(), 1);
+        assert_eq!(*ipam.dels.lock().unwrap(), 1);
     }
     let mut w = World::new();
     let ipam = FakeIpam::v4("10.1.0.5/24", None);
@@ -122,7 +122,7 @@ fn container_side_and_rule_failures_roll_back_too() {
         .iter()
         .all(|(_, a)| !a.iter().any(|a| a.to_string() == "10.1.0.1/24"));
     assert!(br_addr_gone);
-    assert_eq!(*ipam.dels.borrow(), 1);
+    assert_eq!(*ipam.dels.lock().unwrap(), 1);
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn ipam_failure_releases_nothing_and_removes_links() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Plugin(111));
     assert_eq!(w.host_links(), ["lo"]);
-    assert_eq!(*ipam.dels.borrow(), 0);
+    assert_eq!(*ipam.dels.lock().unwrap(), 0);
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn gateway_conflict_needs_force_address() {
         "a bridge we did not create stays"
     );
     assert_eq!(w.container_links(), ["lo"]);
-    assert_eq!(*ipam.dels.borrow(), 1);
+    assert_eq!(*ipam.dels.lock().unwrap(), 1);
 
     let mut forced = cfg();
     forced.force_address = true;
@@ -280,7 +280,7 @@ fn spoof_check_gets_host_veth_and_container_mac_and_is_undone() {
             .is_err()
     );
     assert_eq!(
-        spoof.calls.borrow().as_slice(),
+        spoof.calls.lock().unwrap().as_slice(),
         ["spoof veth12345601 c2:11:22:33:44:55", "spoof teardown"]
     );
 }

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::rc::Rc;
+use std::sync::Mutex;
 
 use cni_core::result::types::{IpConfig, Route};
 use cni_core::{CniError, CniResult};
@@ -19,7 +20,7 @@ use crate::ports::{Ipam, Kernel, Masquerade, SpoofChecker};
 pub struct FakeIpam {
     pub result: CniResult,
     pub fail: bool,
-    pub dels: RefCell<u32>,
+    pub dels: Mutex<u32>,
 }
 
 impl FakeIpam {
@@ -50,7 +51,7 @@ impl Ipam for FakeIpam {
         Ok(self.result.clone())
     }
     fn del(&self) -> Result<(), CniError> {
-        *self.dels.borrow_mut() += 1;
+        *self.dels.lock().unwrap() += 1;
         Ok(())
     }
 }
@@ -58,13 +59,13 @@ impl Ipam for FakeIpam {
 /// Masquerade / spoof check that records calls and can fail setup.
 #[derive(Default)]
 pub struct FakeRules {
-    pub calls: RefCell<Vec<String>>,
+    pub calls: Mutex<Vec<String>>,
     pub fail_setup: bool,
 }
 
 impl Masquerade for FakeRules {
     fn setup(&self, ips: &[IpNetwork]) -> Result<(), CniError> {
-        self.calls.borrow_mut().push(format!("setup {ips:?}"));
+        self.calls.lock().unwrap().push(format!("setup {ips:?}"));
         if self.fail_setup {
             Err(CniError::plugin(124, "iptables-restore failed"))
         } else {
@@ -72,7 +73,7 @@ impl Masquerade for FakeRules {
         }
     }
     fn teardown(&self) -> Result<(), CniError> {
-        self.calls.borrow_mut().push("teardown".into());
+        self.calls.lock().unwrap().push("teardown".into());
         Ok(())
     }
     fn check(&self, _ips: &[IpNetwork]) -> Result<(), CniError> {
@@ -83,7 +84,8 @@ impl Masquerade for FakeRules {
 impl SpoofChecker for FakeRules {
     fn setup(&self, host_iface: &str, mac: &str) -> Result<(), CniError> {
         self.calls
-            .borrow_mut()
+            .lock()
+            .unwrap()
             .push(format!("spoof {host_iface} {mac}"));
         if self.fail_setup {
             Err(CniError::plugin(124, "nft failed"))
@@ -92,7 +94,7 @@ impl SpoofChecker for FakeRules {
         }
     }
     fn teardown(&self) -> Result<(), CniError> {
-        self.calls.borrow_mut().push("spoof teardown".into());
+        self.calls.lock().unwrap().push("spoof teardown".into());
         Ok(())
     }
 }

@@ -27,9 +27,10 @@ impl RecordedCall {
     }
 }
 
-/// Replies are consumed in order. A reply scripted for another program than the one called
-/// yields exit status 127 with an explanatory stderr (so a test sees the mismatch as a failed
-/// command); with no reply left, calls succeed with empty output.
+/// Replies are consumed in order per program: a call takes the oldest reply scripted for its
+/// program, so code that runs the two IP families in parallel threads gets each family's
+/// replies whatever the interleaving. A call with no reply left for its program succeeds with
+/// empty output.
 #[derive(Debug, Default)]
 pub struct FakeRunner {
     replies: Mutex<VecDeque<(String, CommandOutput)>>,
@@ -116,16 +117,12 @@ impl CommandRunner for FakeRunner {
                 program: program.to_owned(),
             });
         }
-        match lock(&self.replies).pop_front() {
+        let mut replies = lock(&self.replies);
+        match replies.iter().position(|(p, _)| p == program) {
+            Some(at) => Ok(replies.remove(at).map(|(_, out)| out).unwrap_or_default()),
             None => Ok(CommandOutput {
                 status: Some(0),
                 ..CommandOutput::default()
-            }),
-            Some((expected, output)) if expected == program => Ok(output),
-            Some((expected, _)) => Ok(CommandOutput {
-                status: Some(127),
-                stdout: String::new(),
-                stderr: format!("fake runner: expected a call to {expected}, got {program}"),
             }),
         }
     }
@@ -155,10 +152,16 @@ mod tests {
     }
 
     #[test]
-    fn mismatch_and_missing() {
+    fn replies_per_program_and_missing() {
         let fake = FakeRunner::new();
-        fake.ok("a", "").set_missing("nft");
-        assert_eq!(fake.run("b", &[], None).unwrap().status, Some(127));
+        fake.ok("a", "first a")
+            .ok("b", "b")
+            .ok("a", "second a")
+            .set_missing("nft");
+        assert_eq!(fake.run("b", &[], None).unwrap().stdout, "b");
+        assert_eq!(fake.run("a", &[], None).unwrap().stdout, "first a");
+        assert_eq!(fake.run("a", &[], None).unwrap().stdout, "second a");
+        assert_eq!(fake.pending(), 0);
         assert!(matches!(
             fake.run("nft", &[], None),
             Err(NetfilterError::ProgramNotFound { .. })

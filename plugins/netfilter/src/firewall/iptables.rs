@@ -27,7 +27,7 @@ use super::{
 };
 use crate::NetfilterError;
 use crate::exec::{self, CommandRunner, run_checked};
-use crate::iptables::{IpFamily, Iptables, SavedTable};
+use crate::iptables::{IpFamily, Iptables, SavedTable, per_family};
 use crate::names::validate_name;
 
 /// Reads and writes per family and operation before giving up on a table others keep changing.
@@ -136,35 +136,6 @@ impl IptablesFirewall {
         });
         NetfilterError::collect(results.into_iter().filter_map(|(_, r)| r.err()).collect())
     }
-}
-
-/// Run `op` for each family, in parallel when there are several.
-fn per_family(
-    families: &[IpFamily],
-    op: impl Fn(IpFamily) -> Result<(), NetfilterError> + Sync,
-) -> Vec<(IpFamily, Result<(), NetfilterError>)> {
-    if let [family] = families {
-        return vec![(*family, op(*family))];
-    }
-    std::thread::scope(|scope| {
-        let op = &op;
-        let running: Vec<_> = families
-            .iter()
-            .map(|family| (*family, scope.spawn(move || op(*family))))
-            .collect();
-        running
-            .into_iter()
-            .map(|(family, handle)| {
-                let result = handle.join().unwrap_or_else(|_| {
-                    Err(NetfilterError::Parse {
-                        program: family.restore_program().to_owned(),
-                        detail: "the worker thread panicked".to_owned(),
-                    })
-                });
-                (family, result)
-            })
-            .collect()
-    })
 }
 
 /// The family cannot be used at all (no tool, no table): nothing of ours can be there.

@@ -22,7 +22,7 @@ use ipnetwork::IpNetwork;
 use super::{BackendKind, MasqueradeBackend, validate};
 use crate::NetfilterError;
 use crate::exec::CommandRunner;
-use crate::iptables::{IpFamily, Iptables, RestoreBatch, SavedTable};
+use crate::iptables::{IpFamily, Iptables, RestoreBatch, SavedTable, per_family};
 use crate::names;
 
 pub(crate) use plan::{check_family, first_setup_batch, gc_chains, setup_batch, teardown_batch};
@@ -146,13 +146,12 @@ impl MasqueradeBackend for IptablesMasquerade {
     ) -> Result<(), NetfilterError> {
         validate(network, container_id)?;
         let chain = names::chain_name("", network, container_id);
-        let errors = IpFamily::ALL
-            .into_iter()
-            .filter_map(|family| {
-                self.converge_removal(family, |saved| teardown_batch(saved, &[chain.as_str()]))
-                    .err()
-            })
-            .collect();
+        let errors = per_family(&IpFamily::ALL, |family| {
+            self.converge_removal(family, |saved| teardown_batch(saved, &[chain.as_str()]))
+        })
+        .into_iter()
+        .filter_map(|(_, result)| result.err())
+        .collect();
         NetfilterError::collect(errors)
     }
 

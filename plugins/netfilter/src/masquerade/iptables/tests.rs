@@ -222,25 +222,36 @@ fn teardown_finds_reference_jump_without_knowing_ips() {
         .ok("iptables-restore", "")
         .ok("ip6tables-save", GO_V6);
     b.teardown("cnixnet", "ctr1", "eth0").unwrap();
+    // The families run in parallel: compare each family's calls in order.
+    let lines = fake.command_lines();
+    let (v6, v4): (Vec<&String>, Vec<&String>) = lines.iter().partition(|l| l.starts_with("ip6"));
     assert_eq!(
-        fake.command_lines(),
-        [
-            "iptables-save -t nat",
-            "iptables-restore --noflush -w",
-            "ip6tables-save -t nat",
-            "ip6tables-restore --noflush -w"
-        ]
+        v4,
+        ["iptables-save -t nat", "iptables-restore --noflush -w"]
+    );
+    assert_eq!(
+        v6,
+        ["ip6tables-save -t nat", "ip6tables-restore --noflush -w"]
     );
     let c = r#""name: \"cnixnet\" id: \"ctr1\"""#;
+    let calls = fake.calls();
+    let v4_restore = calls
+        .iter()
+        .find(|c| c.program == "iptables-restore")
+        .unwrap();
     assert_eq!(
-        fake.calls()[1].stdin.as_deref().unwrap(),
+        v4_restore.stdin.as_deref().unwrap(),
         format!(
             "*nat\n-D POSTROUTING -s 10.99.0.2/32 -m comment --comment {c} -j {CHAIN1}\n\
              -F {CHAIN1}\n-X {CHAIN1}\nCOMMIT\n"
         )
     );
+    let v6_restore = calls
+        .iter()
+        .find(|c| c.program == "ip6tables-restore")
+        .unwrap();
     assert_eq!(
-        fake.calls()[3].stdin.as_deref().unwrap(),
+        v6_restore.stdin.as_deref().unwrap(),
         format!(
             "*nat\n-D POSTROUTING -s fd00:99::2/128 -m comment --comment {c} -j {CHAIN1}\n\
              -F {CHAIN1}\n-X {CHAIN1}\nCOMMIT\n"
