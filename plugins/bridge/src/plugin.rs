@@ -1,7 +1,6 @@
 //! The CNI face of the bridge plugin: opens namespaces and sockets, builds the real
 //! IPAM / firewall services, and runs ADD, DEL, CHECK, STATUS and GC.
 
-use std::io::Read;
 use std::os::fd::AsFd;
 
 use cni_core::config::AttachmentKey;
@@ -10,6 +9,7 @@ use cni_core::skel::{Attachment, Invocation, Plugin};
 use cni_core::{CniError, CniResult};
 use cni_kernel::netlink::{Netlink, RtnlSocket};
 use cni_kernel::netns::Netns;
+use cni_kernel::random::random_u32;
 use cni_kernel::sysctl::ProcSysctl;
 
 use crate::add::{AddRequest, Services, add};
@@ -19,35 +19,11 @@ use crate::del::del;
 use crate::error;
 use crate::firewall::{MasqueradeRules, SpoofCheck};
 use crate::ports::Kernel;
-use cni_ipconfig::DelegatedIpam;
+use cni_ipconfig::{DelegatedIpam, open_netns};
 
 /// The plugin.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Bridge;
-
-fn random_u32() -> u32 {
-    let mut buf = [0u8; 4];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_ok()
-    {
-        return u32::from_ne_bytes(buf);
-    }
-    // No urandom: time and pid still make collisions unlikely, and ADD retries on EEXIST.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
-}
-
-fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
-    Netns::open(path).map_err(|e| {
-        error::kernel(
-            &format!("failed to open netns {:?}", path.display().to_string()),
-            e,
-        )
-    })
-}
 
 fn sockets(container_ns: &Netns) -> Result<(RtnlSocket, RtnlSocket), CniError> {
     let host = RtnlSocket::open().map_err(|e| error::kernel("failed to open netlink", e))?;

@@ -25,6 +25,16 @@ pub fn kernel_error(context: &str, e: KernelError) -> CniError {
     CniError::plugin(code, format!("{context}: {}", error_chain(&e)))
 }
 
+/// Open the container's network namespace; failures as [`kernel_error`] (code 104).
+pub fn open_netns(path: &std::path::Path) -> Result<cni_kernel::netns::Netns, CniError> {
+    cni_kernel::netns::Netns::open(path).map_err(|e| {
+        kernel_error(
+            &format!("failed to open netns {:?}", path.display().to_string()),
+            e,
+        )
+    })
+}
+
 /// An error and its causes, joined with `": "`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod netlink;
 pub mod netns;
+pub mod random;
 pub mod sysctl;
 
 pub use error::KernelError;

@@ -1,15 +1,15 @@
 //! The CNI face of macvlan: namespaces, sockets, delegated IPAM.
 
-use std::io::Read;
 use std::os::fd::AsFd;
 
 use cni_core::config::AttachmentKey;
 use cni_core::env::Command;
 use cni_core::skel::{Attachment, Invocation, Plugin};
 use cni_core::{CniError, CniResult};
-use cni_ipconfig::{DelegatedIpam, kernel_error};
+use cni_ipconfig::{DelegatedIpam, kernel_error, open_netns};
 use cni_kernel::netlink::{Netlink, RtnlSocket};
 use cni_kernel::netns::Netns;
+use cni_kernel::random::random_u32;
 use cni_kernel::sysctl::ProcSysctl;
 
 use crate::attach::{AddRequest, Kernel, add, del};
@@ -19,29 +19,6 @@ use crate::config::{self, MacvlanFields};
 /// The plugin.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Macvlan;
-
-fn random_u32() -> u32 {
-    let mut buf = [0u8; 4];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_ok()
-    {
-        return u32::from_ne_bytes(buf);
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
-}
-
-fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
-    Netns::open(path).map_err(|e| {
-        kernel_error(
-            &format!("failed to open netns {:?}", path.display().to_string()),
-            e,
-        )
-    })
-}
 
 fn socket_in(ns: &Netns) -> Result<RtnlSocket, CniError> {
     RtnlSocket::open_in(ns).map_err(|e| kernel_error("failed to open netlink in the netns", e))
