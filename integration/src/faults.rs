@@ -5,7 +5,7 @@
 //!
 //! The crash hook is `cni_core::fault::point`: a plugin aborts at the step whose label equals
 //! [`ABORT_AT`] (bridge: `bridge:veth`, `bridge:ipam`, `bridge:addresses`, `bridge:masquerade`,
-//! `bridge:done`; host-local: `host-local:created`, `host-local:reserved`; see [`BRIDGE_POINTS`]
+//! `bridge:done`; host-local: `host-local:staged`, `host-local:reserved`; see [`BRIDGE_POINTS`]
 //! and [`HOST_LOCAL_POINTS`]).
 
 mod os;
@@ -42,9 +42,10 @@ pub const BRIDGE_POINTS: [&str; 5] = [
     "bridge:masquerade",
     "bridge:done",
 ];
-/// Crash points of host-local's reservation: the file exists but is still empty; the file is
-/// written but `last_reserved_ip.<n>` is not.
-pub const HOST_LOCAL_POINTS: [&str; 2] = ["host-local:created", "host-local:reserved"];
+/// Crash points of host-local's reservation: the owner is written to the staging file but the
+/// reservation does not exist yet; the reservation exists but `last_reserved_ip.<n>` is not
+/// written.
+pub const HOST_LOCAL_POINTS: [&str; 2] = ["host-local:staged", "host-local:reserved"];
 
 /// One network of podman's chain: bridge (gateway, `ipMasq`, hairpin, default route) +
 /// host-local, optionally portmap, then firewall (`backend`) and tuning (MTU, promiscuous mode

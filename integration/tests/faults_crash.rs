@@ -78,11 +78,10 @@ fn nftables_chain_abort_at_every_step_then_del_returns_to_the_baseline() {
     abort_at_every_step("nftables", "10.150.2.0/24");
 }
 
-/// host-local killed between creating the reservation file and writing its owner: the empty
-/// file names no attachment, so the runtime's DEL cannot release it and the address is lost
-/// until a GC. See the report in `faults_ipam.rs` for the fix.
+/// host-local killed after writing the owner and before the reservation takes the address's
+/// name (it used to be created empty and then written, and a crash in between left an empty
+/// file no DEL could attribute): what is left is the staging file, which DEL removes.
 #[test]
-#[ignore = "plugin bug: a crash between create and write leaves an empty reservation DEL cannot release"]
 fn abort_between_creating_and_writing_a_reservation_then_del_releases_it() {
     let world = World::new();
     let (net, ctr) = rig(&world, "crash-empty", "10.150.3.0/24", "iptables");

@@ -70,11 +70,11 @@ fn iptables_one_read_and_at_most_one_batch_per_family() {
     assert_eq!(
         add,
         [
-            "ip6tables-restore --noflush -w",
-            "ip6tables-restore --noflush -w",
+            "ip6tables-restore --noflush -w 30",
+            "ip6tables-restore --noflush -w 30",
             "ip6tables-save -t filter",
-            "iptables-restore --noflush -w",
-            "iptables-restore --noflush -w",
+            "iptables-restore --noflush -w 30",
+            "iptables-restore --noflush -w 30",
             "iptables-save -t filter",
         ],
         "first ADD"
@@ -106,9 +106,16 @@ fn iptables_one_read_and_at_most_one_batch_per_family() {
         assert!(out.success(), "{}", out.describe());
         let calls = take_log(&world);
         let restores = count(&calls, "iptables-restore") + count(&calls, "ip6tables-restore");
-        assert_eq!(restores, want_restores, "{verb} of a second container: {calls:?}");
+        assert_eq!(
+            restores, want_restores,
+            "{verb} of a second container: {calls:?}"
+        );
         if verb == "ADD" {
-            assert_eq!(calls.len(), 2, "second container's ADD reads nothing: {calls:?}");
+            assert_eq!(
+                calls.len(),
+                2,
+                "second container's ADD reads nothing: {calls:?}"
+            );
         }
     }
 

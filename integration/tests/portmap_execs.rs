@@ -110,13 +110,15 @@ fn iptables_reads_once_and_writes_at_most_once_per_family() {
     let total = |p: &[(String, Vec<String>)], i: usize| p[i].1.len();
     let mut sorted = ours[0].1.clone();
     sorted.sort();
+    // `-w <seconds>`: the default lock timeout (the plugins run without the test hook here).
+    let restore = cni_netfilter::exec::restore_args().join(" ");
     assert_eq!(
         sorted,
         [
-            "ip6tables-restore --noflush -w",
-            "ip6tables-save -t nat",
-            "iptables-restore --noflush -w",
-            "iptables-save -t nat"
+            format!("ip6tables-restore {restore}"),
+            "ip6tables-save -t nat".to_owned(),
+            format!("iptables-restore {restore}"),
+            "iptables-save -t nat".to_owned()
         ],
         "first ADD"
     );

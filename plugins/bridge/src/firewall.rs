@@ -15,8 +15,13 @@ use crate::config::BridgeConfig;
 use crate::error::{self, BridgeCode};
 use crate::ports::{Masquerade, SpoofChecker};
 
+/// 11 (try again later) when an iptables tool gave up waiting for the xtables lock, else 124.
 fn firewall_error(what: &str, e: &NetfilterError) -> CniError {
-    error::plugin(BridgeCode::Firewall, format!("{what}: {}", error::chain(e)))
+    let msg = format!("{what}: {}", error::chain(e));
+    if e.is_lock_timeout() {
+        return CniError::new(ErrorCode::TryAgainLater, msg);
+    }
+    error::plugin(BridgeCode::Firewall, msg)
 }
 
 fn runner() -> Arc<dyn CommandRunner> {
@@ -99,7 +104,13 @@ impl Masquerade for MasqueradeRules<'_> {
     fn check(&self, ips: &[IpNetwork]) -> Result<(), CniError> {
         self.backend()?
             .check(self.network, self.container_id, self.ifname, ips)
-            .map_err(|e| error::plugin(BridgeCode::CheckFailed, error::chain(&e)))
+            .map_err(|e| {
+                if e.is_lock_timeout() {
+                    firewall_error("failed to check IP masquerade", &e)
+                } else {
+                    error::plugin(BridgeCode::CheckFailed, error::chain(&e))
+                }
+            })
     }
 }
 

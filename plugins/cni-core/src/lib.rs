@@ -11,6 +11,7 @@ pub mod delegate;
 pub mod env;
 pub mod error;
 pub mod fault;
+pub mod lock;
 pub mod result;
 pub mod skel;
 pub mod validate;

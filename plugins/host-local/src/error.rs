@@ -23,6 +23,9 @@ pub enum ErrorKind {
     DuplicateAllocation,
     /// Reading or writing the on-disk store failed (CNI code 113).
     Store,
+    /// Another process held the store's lock for longer than the lock timeout (CNI code 11,
+    /// "try again later"); nothing was changed.
+    LockTimeout,
     /// CHECK found no address owned by the container (CNI code 114).
     NotFound,
 }
@@ -262,6 +265,7 @@ impl HostLocalError {
             E::DuplicateAllocation { .. } => ErrorKind::DuplicateAllocation,
             E::RangeExhausted { .. } => ErrorKind::RangeExhausted,
             E::NotFound { .. } => ErrorKind::NotFound,
+            E::Store { source, .. } if cni_core::lock::is_timeout(source) => ErrorKind::LockTimeout,
             E::Store { .. } => ErrorKind::Store,
             E::Teardown { failures } => failures
                 .first()

@@ -26,6 +26,7 @@ pub fn cni_error(e: &HostLocalError) -> CniError {
         ErrorKind::DuplicateAllocation => ErrorCode::Plugin(112),
         ErrorKind::Store => ErrorCode::Plugin(113),
         ErrorKind::NotFound => ErrorCode::Plugin(114),
+        ErrorKind::LockTimeout => ErrorCode::TryAgainLater,
     };
     CniError::new(code, e.message())
 }

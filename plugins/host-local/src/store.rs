@@ -4,11 +4,22 @@
 //! Layout of `<dataDir>/<network>/` (directory mode 0755):
 //! - `<ip>`: one file per reserved address, named by the address in Go's canonical text form
 //!   (`10.1.0.5`, `fd00:95::2`), content `<containerID>\r\n<ifname>` without a trailing newline,
-//!   mode 0600, created with `O_CREAT|O_EXCL`. Legacy files hold the container ID only.
-//! - `last_reserved_ip.<N>`: the address last reserved from range set `N` (no newline, 0600),
-//!   replaced atomically (temporary file + rename).
+//!   mode 0600. Legacy files hold the container ID only.
+//! - `last_reserved_ip.<N>`: the address last reserved from range set `N` (no newline, 0600).
 //! - `lock`: an empty file; every operation holds an exclusive `flock` on it (the Go plugin's
-//!   `go-filemutex` takes the same kind of lock, so the two interoperate).
+//!   `go-filemutex` takes the same kind of lock, so the two interoperate). The wait for it is
+//!   bounded ([`cni_core::lock`]); a lock another process keeps holding is
+//!   [`ErrorKind::LockTimeout`](crate::ErrorKind::LockTimeout).
+//!
+//! A reservation appears atomically with its content: the owner is written to a staging file
+//! ([`STAGING_PREFIX`]) that is then moved to the address's name without replacing anything
+//! (`renameat2(RENAME_NOREPLACE)`, or `link(2)` where the file system lacks it; an existing name
+//! means the address is taken, as `O_CREAT|O_EXCL` did). A crash leaves either no reservation or
+//! a complete one, never an empty file no DEL can attribute. `last_reserved_ip.<N>` is replaced
+//! the same way (staging file + rename). What a crash can leave is a staging file. Staging files
+//! are only ever written with the lock held, so one seen with the lock held is a leftover: every
+//! directory listing ([`StoreLock::reservations`], which ADD without requested addresses, DEL,
+//! CHECK, GC and STATUS already do) removes them; ADD of a requested address lists nothing.
 //!
 //! All reading and writing goes through a [`StoreLock`], so the lock is provably held.
 
@@ -17,6 +28,7 @@ use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::HostLocalError;
 
@@ -26,10 +38,16 @@ pub const LOCK_FILE: &str = "lock";
 pub const LAST_RESERVED_IP_PREFIX: &str = "last_reserved_ip.";
 /// Separator between container ID and interface name in a reservation file.
 pub const LINE_BREAK: &str = "\r\n";
+/// Prefix of the staging files a reservation, `last_reserved_ip.<N>` and the STATUS probe are
+/// written to before they take their real name. A name with it never parses as an address
+/// (ours or Go's `net.ParseIP`), so neither plugin takes one for a reservation.
+pub const STAGING_PREFIX: &str = ".staging.";
 
 /// Reservation files larger than this cannot belong to a valid attachment and are not read.
 const MAX_RESERVATION_BYTES: u64 = 64 * 1024;
-const STATUS_PROBE: &str = "status_probe.tmp";
+const STATUS_PROBE: &str = ".staging.status_probe";
+/// The staging file of a reservation.
+const RESERVATION_STAGING: &str = ".staging.reservation";
 
 /// Rejects network names that are not CNI-valid (`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`), which also
 /// rules out `.`, `..`, `/` and anything else that could escape `dataDir`.
@@ -171,10 +189,16 @@ impl Store {
         &self.dir
     }
 
-    /// Blocks until the exclusive lock is held; it is released when the guard drops.
+    /// Waits for the exclusive lock, at most the lock timeout ([`cni_core::lock::timeout`]);
+    /// it is released when the guard drops.
     pub fn lock(&self) -> Result<StoreLock<'_>, HostLocalError> {
-        self.lock
-            .lock()
+        self.lock_within(cni_core::lock::timeout())
+    }
+
+    /// [`Store::lock`], waiting at most `timeout`. When another process holds the lock longer,
+    /// the error's kind is [`ErrorKind::LockTimeout`](crate::ErrorKind::LockTimeout).
+    pub fn lock_within(&self, timeout: Duration) -> Result<StoreLock<'_>, HostLocalError> {
+        cni_core::lock::lock_exclusive_within(&self.lock, timeout)
             .map_err(|e| HostLocalError::store("lock", self.dir.join(LOCK_FILE), e))?;
         Ok(StoreLock { store: self })
     }
@@ -204,8 +228,8 @@ impl StoreLock<'_> {
     }
 
     /// Reserves `ip` for `(id, ifname)` and records it as range set `range_index`'s last
-    /// reservation. `Ok(false)` when the address is already reserved. On error nothing is left
-    /// behind (the new reservation file is removed again).
+    /// reservation. `Ok(false)` when the address is already reserved. The reservation file
+    /// appears complete or not at all (see the module docs); on error nothing is left behind.
     pub fn reserve(
         &self,
         id: &str,
@@ -215,25 +239,19 @@ impl StoreLock<'_> {
     ) -> Result<bool, HostLocalError> {
         let ip = ip.to_canonical();
         let path = self.path(&ip.to_string());
-        let mut file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(HostLocalError::store("create", &path, e)),
-        };
-        // Test hooks (inert unless CNI_TEST_ABORT_AT names them): crash points of the fault suite.
-        cni_core::fault::point("host-local:created");
+        let staging = self.path(RESERVATION_STAGING);
         let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
-        if let Err(e) = file.write_all(content.as_bytes()) {
-            drop(file);
-            let _ = fs::remove_file(&path);
-            return Err(HostLocalError::store("write", &path, e));
+        self.stage(&staging, content.as_bytes(), false)?;
+        // Test hooks (inert unless CNI_TEST_ABORT_AT names them): crash points of the fault
+        // suite. `staged`: the owner is written, the reservation does not exist yet.
+        cni_core::fault::point("host-local:staged");
+        if let Err(e) = publish_new(&staging, &path) {
+            let _ = fs::remove_file(&staging);
+            return match e.kind() {
+                io::ErrorKind::AlreadyExists => Ok(false),
+                _ => Err(HostLocalError::store("create", &path, e)),
+            };
         }
-        drop(file);
         cni_core::fault::point("host-local:reserved");
         if let Err(e) = self.write_last_reserved_ip(range_index, ip) {
             let _ = fs::remove_file(&path);
@@ -242,28 +260,47 @@ impl StoreLock<'_> {
         Ok(true)
     }
 
+    /// Writes `content` to the staging file `path` (mode 0600), replacing a crashed writer's
+    /// leftover of that name. With `sync`, the data reaches the disk before this returns. On
+    /// error the staging file is removed again.
+    fn stage(&self, path: &Path, content: &[u8], sync: bool) -> Result<(), HostLocalError> {
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+        };
+        let mut file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // A leftover (the lock is held, so nobody else is staging): `create_new` never
+                // follows a symlink, and removing one removes only the link.
+                fs::remove_file(path).and_then(|()| create())
+            }
+            other => other,
+        }
+        .map_err(|e| HostLocalError::store("create", path, e))?;
+        let written = file
+            .write_all(content)
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            drop(file);
+            let _ = fs::remove_file(path);
+            return Err(HostLocalError::store("write", path, e));
+        }
+        Ok(())
+    }
+
     /// Atomically replaces `last_reserved_ip.<range_index>`.
     fn write_last_reserved_ip(&self, range_index: usize, ip: IpAddr) -> Result<(), HostLocalError> {
         let name = format!("{LAST_RESERVED_IP_PREFIX}{range_index}");
         let target = self.path(&name);
-        let tmp = self.path(&format!("{name}.tmp"));
-        let written = (|| -> Result<(), HostLocalError> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| HostLocalError::store("create", &tmp, e))?;
-            f.write_all(ip.to_string().as_bytes())
-                .and_then(|()| f.sync_data())
-                .map_err(|e| HostLocalError::store("write", &tmp, e))?;
-            fs::rename(&tmp, &target).map_err(|e| HostLocalError::store("replace", &target, e))
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written
+        let staging = self.path(&format!("{STAGING_PREFIX}{name}"));
+        self.stage(&staging, ip.to_string().as_bytes(), true)?;
+        fs::rename(&staging, &target).map_err(|e| {
+            let _ = fs::remove_file(&staging);
+            HostLocalError::store("replace", &target, e)
+        })
     }
 
     /// The address last reserved from range set `range_index`, if recorded and parsable
@@ -276,6 +313,9 @@ impl StoreLock<'_> {
 
     /// Every reservation file (regular files named by an address; `lock`,
     /// `last_reserved_ip.*`, symlinks and subdirectories are ignored), sorted by file name.
+    ///
+    /// Staging files ([`STAGING_PREFIX`]) found on the way are a crashed writer's leftovers
+    /// (writers stage only with the lock held, as it is now) and are removed, best effort.
     pub fn reservations(&self) -> Result<Vec<Reservation>, HostLocalError> {
         let dir = self.dir();
         let entries = fs::read_dir(dir).map_err(|e| HostLocalError::store("list", dir, e))?;
@@ -285,6 +325,12 @@ impl StoreLock<'_> {
             let Ok(file_name) = entry.file_name().into_string() else {
                 continue;
             };
+            if file_name.starts_with(STAGING_PREFIX) {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = fs::remove_file(entry.path());
+                }
+                continue;
+            }
             if file_name == LOCK_FILE || file_name.starts_with(LAST_RESERVED_IP_PREFIX) {
                 continue;
             }
@@ -373,15 +419,40 @@ impl StoreLock<'_> {
     /// Proves the directory is writable by creating and removing a scratch file.
     pub fn probe_writable(&self) -> Result<(), HostLocalError> {
         let path = self.path(STATUS_PROBE);
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| HostLocalError::store("write", &path, e))?;
+        self.stage(&path, b"", false)?;
         fs::remove_file(&path).map_err(|e| HostLocalError::store("remove", &path, e))
     }
+}
+
+/// Gives the complete file `staging` the name `target` unless `target` exists
+/// ([`io::ErrorKind::AlreadyExists`] then, and `staging` stays). One `renameat2` with
+/// `RENAME_NOREPLACE`; where the file system does not support that flag, `link(2)` + `unlink(2)`
+/// (a crash in between leaves the staging file next to the complete reservation).
+fn publish_new(staging: &Path, target: &Path) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(
+            AT_FDCWD,
+            staging,
+            AT_FDCWD,
+            target,
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EINVAL | Errno::ENOSYS) => {} // not supported here: link instead
+            Err(e) => return Err(e.into()),
+        }
+    }
+    link_new(staging, target)
+}
+
+/// [`publish_new`] by `link(2)` + `unlink(2)`: `link` fails with `EEXIST` on any existing name.
+pub(crate) fn link_new(staging: &Path, target: &Path) -> io::Result<()> {
+    fs::hard_link(staging, target)?;
+    let _ = fs::remove_file(staging);
+    Ok(())
 }
 
 /// `Ok(released)` when nothing failed, otherwise the failure(s).

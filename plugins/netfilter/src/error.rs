@@ -46,6 +46,15 @@ pub enum NetfilterError {
         /// Its trimmed standard error.
         stderr: String,
     },
+    /// An iptables tool gave up waiting for the xtables lock (`-w <seconds>` ran out) because
+    /// another program held it; nothing was changed.
+    #[error("`{command}` gave up waiting for the xtables lock: {stderr}")]
+    XtablesLockTimeout {
+        /// Program and arguments.
+        command: String,
+        /// Its trimmed standard error (names the lock file).
+        stderr: String,
+    },
     /// The program's output could not be understood.
     #[error("unexpected output from {program}: {detail}")]
     Parse {
@@ -80,6 +89,18 @@ impl NetfilterError {
     pub fn is_not_exist(&self) -> bool {
         match self {
             NetfilterError::CommandFailed { stderr, .. } => stderr_means_not_exist(stderr),
+            _ => false,
+        }
+    }
+
+    /// True when an iptables tool gave up waiting for the xtables lock, here or in a wrapped
+    /// error — the transient case a plugin reports as "try again later" (CNI code 11), and
+    /// that a retry loop must not retry (each attempt would wait the whole timeout again).
+    pub fn is_lock_timeout(&self) -> bool {
+        match self {
+            NetfilterError::XtablesLockTimeout { .. } => true,
+            NetfilterError::Unusable { source, .. } => source.is_lock_timeout(),
+            NetfilterError::Multiple(errors) => errors.iter().any(NetfilterError::is_lock_timeout),
             _ => false,
         }
     }

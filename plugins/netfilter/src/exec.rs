@@ -6,6 +6,7 @@ mod fake;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 pub use fake::{FakeRunner, RecordedCall};
 
@@ -25,6 +26,31 @@ pub const IPTABLES_RESTORE: &str = "iptables-restore";
 pub const IP6TABLES_RESTORE: &str = "ip6tables-restore";
 /// `nft`.
 pub const NFT: &str = "nft";
+
+/// The flag that makes an iptables tool wait for the xtables lock. Never pass it bare (that
+/// waits forever): always follow it with [`wait_seconds`], or use [`restore_args`].
+pub const WAIT: &str = "-w";
+
+/// The exit status of an iptables tool that gave up waiting for the xtables lock
+/// (`RESOURCE_PROBLEM`).
+const LOCK_BUSY_STATUS: i32 = 4;
+
+/// How long an iptables tool may wait for the xtables lock, as the argument of [`WAIT`]: the
+/// suite's lock timeout ([`cni_core::lock::timeout`], 30 s unless the test hook
+/// `CNI_TEST_LOCK_TIMEOUT` shortens it) in whole seconds, rounded up. When it runs out, the
+/// tool fails and [`CommandOutput::check`] reports [`NetfilterError::XtablesLockTimeout`].
+/// (`iptables-nft` takes no lock and ignores the flag.)
+pub fn wait_seconds() -> &'static str {
+    static SECONDS: OnceLock<String> = OnceLock::new();
+    SECONDS.get_or_init(|| {
+        cni_core::lock::timeout_whole_seconds(cni_core::lock::timeout()).to_string()
+    })
+}
+
+/// `--noflush -w <seconds>`: the arguments of every `iptables-restore` that edits a table.
+pub fn restore_args() -> [&'static str; 3] {
+    ["--noflush", WAIT, wait_seconds()]
+}
 
 /// Directories searched after `PATH`: runtimes sometimes exec plugins with a `PATH` that lacks
 /// the `sbin` directories the tools live in.
@@ -54,7 +80,14 @@ impl CommandOutput {
         self.status == Some(0)
     }
 
-    /// `Ok(self)` on success, otherwise [`NetfilterError::CommandFailed`] naming the command.
+    /// True when an iptables tool gave up waiting for the xtables lock (`-w <seconds>` ran
+    /// out): exit status 4 and a message about the lock.
+    pub fn is_xtables_lock_timeout(&self) -> bool {
+        self.status == Some(LOCK_BUSY_STATUS) && self.stderr.contains("xtables lock")
+    }
+
+    /// `Ok(self)` on success, otherwise [`NetfilterError::CommandFailed`] naming the command
+    /// ([`NetfilterError::XtablesLockTimeout`] when it gave up waiting for the xtables lock).
     pub fn check(self, program: &str, args: &[&str]) -> Result<CommandOutput, NetfilterError> {
         if self.success() {
             return Ok(self);
@@ -63,6 +96,12 @@ impl CommandOutput {
         for arg in args {
             command.push(' ');
             command.push_str(arg);
+        }
+        if self.is_xtables_lock_timeout() {
+            return Err(NetfilterError::XtablesLockTimeout {
+                command,
+                stderr: self.stderr.trim().to_owned(),
+            });
         }
         Err(NetfilterError::CommandFailed {
             command,
@@ -216,6 +255,49 @@ mod tests {
         let err = out.check("false", &["x"]).unwrap_err();
         assert_eq!(err.to_string(), "`false x` failed (exit status 1): ");
         assert!(SystemRunner.has_program("true"));
+    }
+
+    #[test]
+    fn wait_flag_always_carries_seconds() {
+        let seconds: u64 = wait_seconds().parse().unwrap();
+        assert!(seconds >= 1);
+        assert_eq!(restore_args(), ["--noflush", "-w", wait_seconds()]);
+    }
+
+    #[test]
+    fn giving_up_on_the_xtables_lock_is_its_own_error() {
+        let stderr = "Can't lock /run/xtables.lock: Resource temporarily unavailable\n\
+                      Another app is currently holding the xtables lock. Stopped waiting after 30s.\n";
+        let out = CommandOutput {
+            status: Some(4),
+            stdout: String::new(),
+            stderr: stderr.to_owned(),
+        };
+        let err = out
+            .check("iptables-restore", &["--noflush", "-w", "30"])
+            .unwrap_err();
+        assert!(err.is_lock_timeout(), "{err:?}");
+        assert!(
+            err.to_string().starts_with(
+                "`iptables-restore --noflush -w 30` gave up waiting for the xtables lock: \
+                 Can't lock /run/xtables.lock"
+            ),
+            "{err}"
+        );
+        // Other failures, and status 4 without the lock message, stay ordinary failures.
+        for (status, stderr) in [(1, stderr), (4, "iptables: Memory allocation problem.")] {
+            let out = CommandOutput {
+                status: Some(status),
+                stdout: String::new(),
+                stderr: stderr.to_owned(),
+            };
+            let err = out.check("iptables", &[]).unwrap_err();
+            assert!(
+                matches!(err, NetfilterError::CommandFailed { .. }),
+                "{err:?}"
+            );
+            assert!(!err.is_lock_timeout());
+        }
     }
 
     #[test]

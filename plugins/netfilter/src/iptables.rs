@@ -116,25 +116,32 @@ impl Iptables {
         })
     }
 
-    /// `iptables-restore --noflush -w` with the batch on stdin: all lines apply or none do.
+    /// `iptables-restore --noflush -w 30` with the batch on stdin: all lines apply or none do.
     pub fn restore(&self, batch: &RestoreBatch) -> Result<(), NetfilterError> {
         let program = self.family.restore_program();
         run_checked(
             self.runner.as_ref(),
             program,
-            &["--noflush", "-w"],
+            &exec::restore_args(),
             Some(&batch.render()),
         )?;
         Ok(())
     }
 
-    /// `iptables -w -t nat -S POSTROUTING`: can this family's iptables talk to the kernel?
+    /// `iptables -w 30 -t nat -S POSTROUTING`: can this family's iptables talk to the kernel?
     pub fn probe(&self) -> Result<(), NetfilterError> {
         let program = self.family.iptables();
         run_checked(
             self.runner.as_ref(),
             program,
-            &["-w", "-t", "nat", "-S", "POSTROUTING"],
+            &[
+                exec::WAIT,
+                exec::wait_seconds(),
+                "-t",
+                "nat",
+                "-S",
+                "POSTROUTING",
+            ],
             None,
         )?;
         Ok(())
@@ -302,8 +309,8 @@ mod tests {
             fake.command_lines(),
             [
                 "ip6tables-save -t nat",
-                "ip6tables-restore --noflush -w",
-                "ip6tables -w -t nat -S POSTROUTING"
+                "ip6tables-restore --noflush -w 30",
+                "ip6tables -w 30 -t nat -S POSTROUTING"
             ]
         );
         assert_eq!(fake.calls()[1].stdin.as_deref(), Some("*nat\nCOMMIT\n"));
@@ -322,7 +329,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`iptables-restore --noflush -w` failed (exit status 2): \
+            "`iptables-restore --noflush -w 30` failed (exit status 2): \
              iptables-restore v1.8.9 (nf_tables): Chain 'X' does not exist"
         );
         assert!(err.is_not_exist());

@@ -32,11 +32,25 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// True when a lock stayed held by another process past the lock timeout: our host lock
+/// ([`cni_core::lock`]) or the xtables lock (`iptables -w <seconds>`).
+pub fn is_lock_timeout(e: &PortmapError) -> bool {
+    match e {
+        PortmapError::Lock { source, .. } => cni_core::lock::is_timeout(source),
+        PortmapError::Netfilter(n) => n.is_lock_timeout(),
+        _ => false,
+    }
+}
+
 /// A backend error of ADD, DEL or GC: 7 for a name that cannot go into a rule, 152 for a
-/// host-port conflict, 150 otherwise.
+/// host-port conflict, 11 (try again later) when a lock stayed held by another process, 150
+/// otherwise.
 pub fn apply(what: &str, e: &PortmapError) -> CniError {
     match e {
         PortmapError::Conflict { .. } => plugin(PortmapCode::Conflict, chain(e)),
+        e if is_lock_timeout(e) => {
+            CniError::new(ErrorCode::TryAgainLater, format!("{what}: {}", chain(e)))
+        }
         PortmapError::Netfilter(NetfilterError::InvalidName { .. }) => {
             CniError::invalid_config(format!("{what}: {}", chain(e)))
         }

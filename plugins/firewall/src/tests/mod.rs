@@ -92,6 +92,11 @@ fn error_of(out: &Outcome) -> (u64, String) {
 #[test]
 fn add_prints_prev_result_and_applies_one_batch_per_family() {
     let e = env();
+    // An empty table: the first-ADD batch's probes fail, then one read and one write per family.
+    let probe_failed = "iptables-restore: line 2 failed: No chain/target/match by that name.";
+    e.fake
+        .fail("iptables-restore", 1, probe_failed)
+        .fail("ip6tables-restore", 1, probe_failed);
     let conf = e.conf(
         "1.0.0",
         json!({"backend": "", "ingressPolicy": "same-bridge", "prevResult": prev("1.0.0")}),
@@ -107,16 +112,19 @@ fn add_prints_prev_result_and_applies_one_batch_per_family() {
     assert_eq!(
         lines,
         [
-            "ip6tables-restore --noflush -w",
+            "ip6tables-restore --noflush -w 30",
+            "ip6tables-restore --noflush -w 30",
             "ip6tables-save -t filter",
-            "iptables-restore --noflush -w",
+            "iptables-restore --noflush -w 30",
+            "iptables-restore --noflush -w 30",
             "iptables-save -t filter",
         ]
     );
     let calls = e.fake.calls();
     let v4 = calls
         .iter()
-        .find(|c| c.program == "iptables-restore")
+        .filter(|c| c.program == "iptables-restore")
+        .nth(1)
         .unwrap();
     let batch = v4.stdin.clone().unwrap();
     assert!(batch.contains(r#"--comment "name: \"cnixnet\" id: \"ctr1\" if: \"eth0\" same-bridge: \"cnix0\"" -j ACCEPT"#), "{batch}");
@@ -252,9 +260,14 @@ fn prev_v4() -> Value {
 #[test]
 fn kernel_refusal_is_105_and_other_failures_130() {
     let e = env();
+    // Each ADD is a first one (a failed ADD forgets its ledger entry): its no-read batch fails
+    // first, then the read fails.
+    let probe_failed = "iptables-restore: line 2 failed: No chain/target/match by that name.";
+    e.fake.fail("iptables-restore", 1, probe_failed);
     e.fake.fail("iptables-save", 1, "iptables-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied");
     let (code, _) = error_of(&e.run("ADD", &e.conf("1.0.0", json!({"prevResult": prev_v4()}))));
     assert_eq!(code, 105);
+    e.fake.fail("iptables-restore", 1, probe_failed);
     e.fake.fail("iptables-save", 2, "garbage");
     let (code, msg) = error_of(&e.run("ADD", &e.conf("1.0.0", json!({"prevResult": prev_v4()}))));
     assert_eq!(code, 130);

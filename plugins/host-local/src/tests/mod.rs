@@ -5,6 +5,7 @@ mod allocate_tests;
 mod config_tests;
 mod lifecycle_tests;
 mod range_tests;
+mod staging_tests;
 mod store_tests;
 
 use std::net::IpAddr;

@@ -283,8 +283,8 @@ fn failed_reservation_leaves_no_partial_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "net").unwrap();
     let net = dir.path().join("net");
-    // make the cursor impossible to write: a directory in place of its temporary file
-    fs::create_dir(net.join("last_reserved_ip.0.tmp")).unwrap();
+    // make the cursor impossible to write: a directory in place of its staging file
+    fs::create_dir(net.join(".staging.last_reserved_ip.0")).unwrap();
     let lock = store.lock().unwrap();
     let e = lock.reserve("ctr", "eth0", ip("10.0.0.2"), 0).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Store);

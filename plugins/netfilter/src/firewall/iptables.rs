@@ -84,14 +84,14 @@ impl IptablesFirewall {
             let Some(batch) = plan(&saved)? else {
                 return Ok(());
             };
-            let args = ["--noflush", "-w"];
             match run_checked(
                 self.runner.as_ref(),
                 family.restore_program(),
-                &args,
+                &exec::restore_args(),
                 Some(&batch),
             ) {
                 Ok(_) => return Ok(()),
+                Err(e) if e.is_lock_timeout() => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
@@ -114,7 +114,7 @@ impl IptablesFirewall {
         run_checked(
             self.runner.as_ref(),
             family.restore_program(),
-            &["--noflush", "-w"],
+            &exec::restore_args(),
             Some(&batch),
         )?;
         Ok(())
@@ -160,8 +160,12 @@ impl FirewallBackend for IptablesFirewall {
         let repeated = std::sync::atomic::AtomicBool::new(false);
         let results = per_family(&families, |family| {
             let ips = family_ips(&fw.ips, family);
-            if first && self.first_add(family, fw, &ips).is_ok() {
-                return Ok(());
+            if first {
+                match self.first_add(family, fw, &ips) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.is_lock_timeout() => return Err(e),
+                    Err(_) => {}
+                }
             }
             self.converge(family, false, |saved| {
                 if has_own_rules(saved, fw) {
@@ -267,7 +271,14 @@ impl FirewallBackend for IptablesFirewall {
         run_checked(
             self.runner.as_ref(),
             exec::IPTABLES,
-            &["-w", "-t", FILTER, "-S", "FORWARD"],
+            &[
+                exec::WAIT,
+                exec::wait_seconds(),
+                "-t",
+                FILTER,
+                "-S",
+                "FORWARD",
+            ],
             None,
         )
         .map_err(unusable)?;

@@ -60,8 +60,10 @@ impl IptablesMasquerade {
         let Some(batch) = plan(&tools.save("nat")?) else {
             return Ok(());
         };
-        if tools.restore(&batch).is_ok() {
-            return Ok(());
+        match tools.restore(&batch) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_lock_timeout() => return Err(e),
+            Err(_) => {}
         }
         match plan(&tools.save("nat")?) {
             None => Ok(()),
@@ -120,7 +122,10 @@ impl MasqueradeBackend for IptablesMasquerade {
         for (family, family_ips) in by_family(ips) {
             let result = self
                 .first_setup(family, &chain, &comment, &family_ips)
-                .or_else(|_| {
+                .or_else(|e| {
+                    if e.is_lock_timeout() {
+                        return Err(e);
+                    }
                     self.converge(family, |saved| {
                         setup_batch(saved, family, &chain, &comment, &family_ips)
                     })

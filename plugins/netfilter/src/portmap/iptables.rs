@@ -14,9 +14,10 @@
 //! ```
 //!
 //! Each operation takes the host lock, reads each family's table once (`iptables-save -t nat`)
-//! and, only if something must change, writes one batch (`iptables-restore --noflush -w`). ADD
-//! reads every family before writing any, so a host-port conflict changes nothing; a batch that
-//! fails because another tool changed the table is re-planned from a fresh read (three attempts).
+//! and, only if something must change, writes one batch (`iptables-restore --noflush -w <s>`,
+//! waiting a bounded time for the xtables lock). ADD reads every family before writing any, so a
+//! host-port conflict changes nothing; a batch that fails because another tool changed the table
+//! is re-planned from a fresh read (three attempts), one that timed out on the xtables lock is not.
 //! The two families are independent tables and are worked on in parallel.
 //!
 //! Unlike the reference, DEL and GC also remove the shared chains once no container publishes a
@@ -73,7 +74,8 @@ impl IptablesPortmap {
         Iptables::new(self.runner.clone(), family)
     }
 
-    /// Plan from `first` (or a fresh read), write; re-read and re-plan when the write fails.
+    /// Plan from `first` (or a fresh read), write; re-read and re-plan when the write fails —
+    /// unless it gave up waiting for the xtables lock: another attempt would only wait again.
     /// For a `removal`, a family whose tools are missing or whose kernel has no such table holds
     /// nothing to remove.
     fn converge(
@@ -96,10 +98,15 @@ impl IptablesPortmap {
             let Some(batch) = plan(&saved)? else {
                 return Ok(());
             };
-            let args = ["--noflush", "-w"];
             let program = family.restore_program();
-            match run_checked(self.runner.as_ref(), program, &args, Some(&batch)) {
+            match run_checked(
+                self.runner.as_ref(),
+                program,
+                &exec::restore_args(),
+                Some(&batch),
+            ) {
                 Ok(_) => return Ok(()),
+                Err(e) if e.is_lock_timeout() => return Err(e.into()),
                 Err(e) => last = Some(e),
             }
         }

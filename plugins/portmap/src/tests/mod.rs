@@ -233,10 +233,63 @@ fn a_failed_restore_is_code_150() {
     }
     let (code, msg) = error(&e.run("ADD", &e.conf(json!({}))));
     assert_eq!(code, 150, "{msg}");
+    let wait = cni_netfilter::exec::wait_seconds();
     assert!(
-        msg.starts_with("failed to set up port mappings: `iptables-restore --noflush -w` failed"),
+        msg.starts_with(&format!(
+            "failed to set up port mappings: `iptables-restore --noflush -w {wait}` failed"
+        )),
         "{msg}"
     );
+}
+
+#[test]
+fn a_restore_that_gave_up_on_the_xtables_lock_is_code_11_and_not_retried() {
+    let e = env();
+    e.fake.ok("iptables-save", "").fail(
+        "iptables-restore",
+        4,
+        "Can't lock /run/xtables.lock: Resource temporarily unavailable\n\
+         Another app is currently holding the xtables lock. Stopped waiting after 30s.",
+    );
+    let (code, msg) = error(&e.run("ADD", &e.conf(json!({}))));
+    assert_eq!(code, 11, "{msg}");
+    assert!(
+        msg.contains("gave up waiting for the xtables lock"),
+        "{msg}"
+    );
+    assert!(msg.contains("/run/xtables.lock"), "{msg}");
+    assert_eq!(e.programs(), ["iptables-save", "iptables-restore"]);
+    assert!(
+        e.sysctl.lock().unwrap().writes.is_empty(),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_host_lock_held_too_long_is_code_11() {
+    let source = std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        cni_core::lock::LockTimeout {
+            waited: std::time::Duration::from_secs(30),
+        },
+    );
+    let e = cni_netfilter::portmap::PortmapError::Lock {
+        path: "/run/cni/portmap/lock".into(),
+        source,
+    };
+    let err = crate::error::apply("failed to set up port mappings", &e);
+    assert_eq!(err.code.as_u32(), 11);
+    assert_eq!(
+        err.msg,
+        "failed to set up port mappings: failed to lock /run/cni/portmap/lock: \
+         still held by another process after 30s"
+    );
+    // Any other lock failure stays a plugin failure.
+    let e = cni_netfilter::portmap::PortmapError::Lock {
+        path: "/x/lock".into(),
+        source: std::io::ErrorKind::PermissionDenied.into(),
+    };
+    assert_eq!(crate::error::apply("x", &e).code.as_u32(), 150);
 }
 
 #[test]

@@ -100,9 +100,14 @@ fn first_add_writes_the_reference_layout_in_one_batch() {
         .unwrap();
     assert_eq!(
         kernel.lines(),
-        ["iptables-save -t nat", "iptables-restore --noflush -w"]
+        ["iptables-save -t nat", &restore_line("iptables-restore")]
     );
     assert_eq!(kernel.stdin_of("iptables-restore"), [first_add_v4()]);
+}
+
+/// `<program> --noflush -w <seconds>`: every restore waits a bounded time for the xtables lock.
+fn restore_line(program: &str) -> String {
+    format!("{program} {}", exec::restore_args().join(" "))
 }
 
 #[test]
@@ -242,10 +247,33 @@ fn a_failed_batch_is_replanned_from_a_fresh_read() {
         kernel.lines(),
         [
             "iptables-save -t nat",
-            "iptables-restore --noflush -w",
+            &restore_line("iptables-restore"),
             "iptables-save -t nat"
         ],
         "the second plan finds everything in place"
+    );
+}
+
+#[test]
+fn a_restore_that_timed_out_on_the_xtables_lock_is_not_retried() {
+    let kernel = Arc::new(ByProgram::new());
+    kernel.ok("iptables-save", EMPTY).fail(
+        "iptables-restore",
+        4,
+        "Another app is currently holding the xtables lock. Stopped waiting after 30s.",
+    );
+    let (b, _d) = backend(kernel.clone());
+    let err = b
+        .add(&lab_ports(true, false, PortmapOptions::default()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PortmapError::Netfilter(n) if n.is_lock_timeout()),
+        "{err:?}"
+    );
+    assert_eq!(
+        kernel.lines(),
+        ["iptables-save -t nat", &restore_line("iptables-restore")],
+        "one wait, no re-plan, nothing to undo"
     );
 }
 
@@ -328,7 +356,7 @@ fn status_probes_the_tools() {
     let kernel = Arc::new(ByProgram::new());
     let (b, _d) = backend(kernel.clone());
     b.status().unwrap();
-    assert_eq!(kernel.lines(), ["iptables -w -t nat -S POSTROUTING"]);
+    assert_eq!(kernel.lines(), ["iptables -w 30 -t nat -S POSTROUTING"]);
     let kernel = Arc::new(ByProgram::new().missing("iptables-restore"));
     let (b, _d) = backend(kernel);
     assert_eq!(

@@ -32,9 +32,9 @@ fn open_v4_first_container_probes_then_reads_and_writes_once() {
     assert_eq!(
         w.kernel.calls(),
         [
-            "iptables-restore --noflush -w",
+            "iptables-restore --noflush -w 30",
             "iptables-save -t filter",
-            "iptables-restore --noflush -w"
+            "iptables-restore --noflush -w 30"
         ]
     );
     assert_eq!(
@@ -106,17 +106,17 @@ fn isolated_dual_stack_one_batch_per_family() {
     assert_eq!(
         w.kernel.family_calls(IpFamily::V4),
         [
-            "iptables-restore --noflush -w",
+            "iptables-restore --noflush -w 30",
             "iptables-save -t filter",
-            "iptables-restore --noflush -w"
+            "iptables-restore --noflush -w 30"
         ]
     );
     assert_eq!(
         w.kernel.family_calls(IpFamily::V6),
         [
-            "ip6tables-restore --noflush -w",
+            "ip6tables-restore --noflush -w 30",
             "ip6tables-save -t filter",
-            "ip6tables-restore --noflush -w"
+            "ip6tables-restore --noflush -w 30"
         ]
     );
     let mut batches = without_probes(w.kernel.take_batches());
@@ -143,9 +143,9 @@ fn v6_only_touches_ip6tables_only() {
     assert_eq!(
         w.kernel.calls(),
         [
-            "ip6tables-restore --noflush -w",
+            "ip6tables-restore --noflush -w 30",
             "ip6tables-save -t filter",
-            "ip6tables-restore --noflush -w"
+            "ip6tables-restore --noflush -w 30"
         ]
     );
 }
@@ -179,7 +179,7 @@ fn second_add_changes_nothing_and_a_second_container_only_appends_without_readin
         IngressPolicy::SameBridge,
         "cnix0",
     ));
-    assert_eq!(w.kernel.take_calls(), ["iptables-restore --noflush -w"]);
+    assert_eq!(w.kernel.take_calls(), ["iptables-restore --noflush -w 30"]);
     let tag = r#""name: \"cnixnet\" id: \"ctr2\" if: \"eth0\" same-bridge: \"cnix0\"""#;
     let shared = "\"CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)\"";
     assert_eq!(
@@ -280,9 +280,9 @@ fn chain_created_by_another_process_meanwhile_is_replanned_not_duplicated() {
         w.kernel.calls(),
         [
             "iptables-save -t filter",
-            "iptables-restore --noflush -w",
+            "iptables-restore --noflush -w 30",
             "iptables-save -t filter",
-            "iptables-restore --noflush -w"
+            "iptables-restore --noflush -w 30"
         ]
     );
     let state = w.kernel.state(IpFamily::V4).join("\n");

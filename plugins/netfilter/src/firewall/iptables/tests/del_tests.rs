@@ -18,7 +18,10 @@ fn del_of_the_last_container_without_prev_result_restores_the_empty_table() {
     w.backend.del(&bare("cnixnet", "ctr1")).unwrap();
     assert_eq!(
         w.kernel.family_calls(IpFamily::V4),
-        ["iptables-save -t filter", "iptables-restore --noflush -w"]
+        [
+            "iptables-save -t filter",
+            "iptables-restore --noflush -w 30"
+        ]
     );
     assert_eq!(
         w.kernel.family_calls(IpFamily::V6),

@@ -114,7 +114,7 @@ pub(crate) const GO_V6: &str = include_str!("../../../../testdata/go-firewall-v6
 fn status_probes_filter_table_and_lock() {
     let w = world();
     w.backend.status().unwrap();
-    assert_eq!(w.kernel.calls(), ["iptables -w -t filter -S FORWARD"]);
+    assert_eq!(w.kernel.calls(), ["iptables -w 30 -t filter -S FORWARD"]);
     w.kernel.set_missing("iptables-restore");
     let err = w.backend.status().unwrap_err();
     assert_eq!(err.to_string(), "iptables backend is not usable");
