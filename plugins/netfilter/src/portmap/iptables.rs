@@ -33,7 +33,7 @@ use super::{ContainerPorts, PortmapBackend, PortmapError, PortmapKind, PortmapOw
 use crate::NetfilterError;
 use crate::exec::{self, CommandRunner, run_checked};
 use crate::firewall::HostLock;
-use crate::iptables::{IpFamily, Iptables, SavedTable};
+use crate::iptables::{IpFamily, Iptables, SavedTable, per_family};
 use crate::names::validate_name;
 
 /// The table everything lives in.
@@ -132,35 +132,6 @@ impl IptablesPortmap {
     }
 }
 
-/// Run `op` for each family, in parallel when there are several.
-fn per_family<T: Send>(
-    families: &[IpFamily],
-    op: impl Fn(IpFamily) -> Result<T, PortmapError> + Sync,
-) -> Vec<(IpFamily, Result<T, PortmapError>)> {
-    if let [family] = families {
-        return vec![(*family, op(*family))];
-    }
-    std::thread::scope(|scope| {
-        let op = &op;
-        let running: Vec<_> = families
-            .iter()
-            .map(|family| (*family, scope.spawn(move || op(*family))))
-            .collect();
-        running
-            .into_iter()
-            .map(|(family, handle)| {
-                let result = handle.join().unwrap_or_else(|_| {
-                    Err(PortmapError::Netfilter(NetfilterError::Parse {
-                        program: family.restore_program().to_owned(),
-                        detail: "the worker thread panicked".to_owned(),
-                    }))
-                });
-                (family, result)
-            })
-            .collect()
-    })
-}
-
 /// The family cannot be used at all (no tool, no table): nothing of ours can be there.
 fn is_absent(e: &NetfilterError) -> bool {
     matches!(e, NetfilterError::ProgramNotFound { .. }) || e.is_not_exist()
@@ -187,7 +158,9 @@ impl PortmapBackend for IptablesPortmap {
         let _guard = acquire(&self.lock)?;
         // Read every family and look for conflicts before changing anything.
         let mut snapshots = Vec::new();
-        for (family, saved) in per_family(&families, |f| Ok(self.tools(f).save(NAT)?)) {
+        for (family, saved) in per_family(&families, |f| {
+            self.tools(f).save(NAT).map_err(PortmapError::from)
+        }) {
             let saved = saved?;
             plan_add(&saved, ports, family)?;
             snapshots.push((family, saved));
