@@ -78,12 +78,7 @@ fn xtables_lock_held_during_add_and_del_the_plugins_wait_and_succeed() {
     net.write("1.0.0");
     let ctr = world.container();
     let path = legacy_iptables_path(&world);
-    // Instantiate the legacy tables of the host netns before the baseline.
-    for table in ["nat", "filter"] {
-        for tool in ["iptables-legacy", "ip6tables-legacy"] {
-            world.host().run_ok(&[tool, "-w", "-t", table, "-S"]);
-        }
-    }
+    instantiate_legacy_tables(&world);
     let base = snapshot(&world, &[net.bridge()]);
     let base_legacy = legacy_rules(world.host());
     let rt = net.runtime("xtlock", 18110).env("PATH", &path);
@@ -183,12 +178,7 @@ fn a_lock_never_released_ends_in_code_11_within_a_bound() {
             .expect("create a lock directory");
     }
     let path = legacy_iptables_path_once(&world);
-    // Instantiate the legacy tables of the host netns before the baseline.
-    for table in ["nat", "filter"] {
-        for tool in ["iptables-legacy", "ip6tables-legacy"] {
-            world.host().run_ok(&[tool, "-w", "-t", table, "-S"]);
-        }
-    }
+    instantiate_legacy_tables(&world);
     let base = snapshot(&world, &[net.bridge()]);
     let base_legacy = legacy_rules(world.host());
     let cases = [
@@ -268,5 +258,15 @@ fn legacy_iptables_path_once(world: &World) -> String {
         )
     } else {
         legacy_iptables_path(world)
+    }
+}
+
+/// Instantiates the legacy nat and filter tables of the host netns (both families), so that a
+/// baseline taken next already contains them.
+fn instantiate_legacy_tables(world: &World) {
+    for table in ["nat", "filter"] {
+        for tool in ["iptables-legacy", "ip6tables-legacy"] {
+            world.host().run_ok(&[tool, "-w", "-t", table, "-S"]);
+        }
     }
 }
