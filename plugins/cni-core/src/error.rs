@@ -2,6 +2,18 @@
 
 use serde::Serialize;
 
+/// An error and its causes, joined with `": "` (how every plugin words a failure's `msg`).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// A CNI error code: the spec's well-known ones, or a plugin-specific one (100 and up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {

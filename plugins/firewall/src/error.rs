@@ -19,17 +19,7 @@ pub fn plugin(code: FirewallCode, msg: impl Into<String>) -> CniError {
     CniError::plugin(code as u32, msg)
 }
 
-/// An error and its causes, joined with `": "`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
+pub use cni_core::error::chain;
 
 /// Whether a failed tool said the kernel refused (no permission, no netfilter support) rather
 /// than that a rule was wrong.

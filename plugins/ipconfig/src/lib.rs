@@ -36,13 +36,4 @@ pub fn open_netns(path: &std::path::Path) -> Result<cni_kernel::netns::Netns, Cn
 }
 
 /// An error and its causes, joined with `": "`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
+pub use cni_core::error::chain as error_chain;

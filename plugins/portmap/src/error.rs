@@ -20,17 +20,7 @@ pub fn plugin(code: PortmapCode, msg: impl Into<String>) -> CniError {
     CniError::plugin(code as u32, msg)
 }
 
-/// An error and its causes, joined with `": "`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
+pub use cni_core::error::chain;
 
 /// True when a lock stayed held by another process past the lock timeout: our host lock
 /// ([`cni_core::lock`]) or the xtables lock (`iptables -w <seconds>`).

@@ -40,17 +40,7 @@ pub fn kernel(context: &str, e: &KernelError) -> CniError {
     CniError::plugin(code, format!("{context}: {}", chain(e)))
 }
 
-/// An error and its causes, joined with `": "`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
+pub use cni_core::error::chain;
 
 /// True when a sysctl read failed because the key is write-only (e.g. `net/ipv4/route/flush`).
 pub fn is_write_only(e: &KernelError) -> bool {
