@@ -304,3 +304,44 @@ fn iptables_del_twice_succeeds() {
 fn nftables_del_twice_succeeds() {
     del_twice("nftables");
 }
+
+/// The attachment ledger in the firewall's dataDir never follows a planted symlink: with
+/// `attachments` pointing outside, ADD (then on the reading path), CHECK and DEL still work, the
+/// state returns to baseline, and nothing in the symlink's target is created or removed.
+#[test]
+fn planted_ledger_symlink_is_not_followed() {
+    let world = World::new();
+    let (net, ctr) = one_container(&world, "iptables", "ledger");
+    let outside = world.root().join("outside-ledger");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("0123456789abcdef-0123456789abcdef"), [0xff]).unwrap();
+    let lock_dir = firewall::lock_dir(&world);
+    std::fs::create_dir_all(&lock_dir).unwrap();
+    std::os::unix::fs::symlink(&outside, lock_dir.join("attachments")).unwrap();
+    let baseline = snapshot(&world, &[&net]);
+
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let result = net.add(&ctr, "ctr-ledger");
+    assert!(!ip_of(&result, 4).is_empty(), "{result}");
+    assert_eq!(
+        listing(),
+        ["0123456789abcdef-0123456789abcdef"],
+        "ADD wrote through"
+    );
+    let check = net.check(&ctr, "ctr-ledger");
+    assert!(check.success(), "{}", check.describe());
+    net.del(&ctr, "ctr-ledger");
+    assert_eq!(
+        listing(),
+        ["0123456789abcdef-0123456789abcdef"],
+        "DEL removed outside"
+    );
+    assert_same!(baseline, snapshot(&world, &[&net]), "after DEL");
+}

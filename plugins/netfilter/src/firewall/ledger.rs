@@ -12,14 +12,26 @@
 //! ADD, which DEL removes with the rest; an entry without rules only sends the next ADD down the
 //! reading path. Every access happens under the [`HostLock`](super::HostLock).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open, openat};
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::Owner;
 
 /// The ledger directory beside a lock file.
+///
+/// Every access goes through a descriptor of the directory opened with `O_NOFOLLOW`, and entries
+/// are opened and removed relative to it (`openat`/`unlinkat`, `O_NOFOLLOW`): a symlink planted
+/// for the directory or an entry is never followed, so nothing outside the dataDir is read,
+/// written or removed. A directory that is a symlink counts as no ledger at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ledger {
     dir: PathBuf,
@@ -34,34 +46,42 @@ impl Ledger {
         }
     }
 
-    fn entry(&self, owner: &Owner) -> PathBuf {
-        self.dir.join(owner.instance_hash())
+    /// The directory, opened without following a symlink; `None` when it is missing or is not
+    /// a real directory (and `create` is off).
+    fn open_dir(&self, create: bool) -> io::Result<Option<OwnedFd>> {
+        if create {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)?;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match open(&self.dir, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) if !create => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Record `owner`. `Ok(true)`: it was not recorded before (a first ADD); `Ok(false)`: it was.
     pub(crate) fn record(&self, owner: &Owner) -> io::Result<bool> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)?;
-        let path = self.entry(owner);
-        let opened = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&path);
-        let mut file = match opened {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(dir) = self.open_dir(true)? else {
+            return Ok(false);
+        };
+        let name = owner.instance_hash();
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match openat(&dir, name.as_str(), flags, Mode::from_bits_truncate(0o600)) {
+            Ok(fd) => fd,
+            Err(Errno::EEXIST) => return Ok(false),
+            Err(e) => return Err(e.into()),
         };
         let text = format!(
             "{}\n{}\n{}\n",
             owner.network, owner.container_id, owner.ifname
         );
-        if let Err(e) = file.write_all(text.as_bytes()) {
-            let _ = fs::remove_file(&path);
+        if let Err(e) = File::from(fd).write_all(text.as_bytes()) {
+            let _ = unlinkat(&dir, name.as_str(), UnlinkatFlags::NoRemoveDir);
             return Err(e);
         }
         Ok(true)
@@ -69,27 +89,40 @@ impl Ledger {
 
     /// Forget `owner` (nothing recorded is success); the directory goes with its last entry.
     pub(crate) fn forget(&self, owner: &Owner) -> io::Result<()> {
-        match fs::remove_file(self.entry(owner)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(());
+        };
+        match unlinkat(
+            &dir,
+            owner.instance_hash().as_str(),
+            UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
         }
         self.remove_dir_if_empty();
         Ok(())
     }
 
     /// Forget every entry of `network` whose (container ID, ifname) is not in `valid`, and
-    /// entries that cannot be read. Returns the first error after trying all.
+    /// entries of ours that cannot be read. Only regular files named like an entry are looked
+    /// at. Returns the first error after trying all.
     pub(crate) fn forget_stale(&self, network: &str, valid: &[(&str, &str)]) -> io::Result<()> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(());
         };
+        let mut listing = Dir::from_fd(dir.try_clone()?)?;
+        let names: Vec<String> = listing
+            .iter()
+            .flatten()
+            .filter(|e| e.file_type() == Some(Type::File))
+            .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
+            .filter(|name| is_entry_name(name))
+            .collect();
         let mut first_error = None;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let keep = match fs::read_to_string(&path) {
-                Ok(text) => {
+        for name in names {
+            let keep = match read_entry(&dir, &name) {
+                Some(text) => {
                     let mut lines = text.lines();
                     let (net, cid, ifname) = (lines.next(), lines.next(), lines.next());
                     net != Some(network)
@@ -97,10 +130,13 @@ impl Ledger {
                             .iter()
                             .any(|(c, i)| cid == Some(*c) && ifname == Some(*i))
                 }
-                Err(_) => false,
+                None => false,
             };
-            if !keep && let Err(e) = fs::remove_file(&path) {
-                first_error.get_or_insert(e);
+            if !keep
+                && let Err(e) = unlinkat(&dir, name.as_str(), UnlinkatFlags::NoRemoveDir)
+                && e != Errno::ENOENT
+            {
+                first_error.get_or_insert(io::Error::from(e));
             }
         }
         self.remove_dir_if_empty();
@@ -111,6 +147,22 @@ impl Ledger {
         // Fails while other entries exist, which is the point.
         let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// `<16 hex>-<16 hex>`: the shape of [`Owner::instance_hash`].
+fn is_entry_name(name: &str) -> bool {
+    let hex16 = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    name.split_once('-')
+        .is_some_and(|(a, b)| hex16(a) && hex16(b))
+}
+
+/// An entry's text (at most 1 KiB), or `None` when it cannot be opened or read as UTF-8.
+fn read_entry(dir: &OwnedFd, name: &str) -> Option<String> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::empty()).ok()?;
+    let mut text = String::new();
+    File::from(fd).take(1024).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 #[cfg(test)]
@@ -160,11 +212,21 @@ mod tests {
         for o in [&keep, &stale, &other] {
             ledger.record(o).unwrap();
         }
-        fs::write(tmp.path().join("attachments/garbage"), [0xff, 0xfe]).unwrap();
+        // An unreadable entry of ours goes; a file that is not an entry is not ours to remove.
+        let damaged = tmp
+            .path()
+            .join("attachments/0123456789abcdef-0123456789abcdef");
+        fs::write(&damaged, [0xff, 0xfe]).unwrap();
+        fs::write(tmp.path().join("attachments/notes"), [0xff, 0xfe]).unwrap();
         ledger.forget_stale("net1", &[("ctr1", "eth0")]).unwrap();
-        let mut want = vec![keep.instance_hash(), other.instance_hash()];
+        let mut want = vec![
+            keep.instance_hash(),
+            other.instance_hash(),
+            "notes".to_owned(),
+        ];
         want.sort();
         assert_eq!(listing(&tmp.path().join("attachments")), want);
+        fs::remove_file(tmp.path().join("attachments/notes")).unwrap();
         ledger.forget_stale("net1", &[]).unwrap();
         ledger.forget_stale("net2", &[]).unwrap();
         assert_eq!(listing(tmp.path()), Vec::<String>::new());
@@ -184,5 +246,41 @@ mod tests {
         .unwrap();
         assert!(!ledger.record(&a).unwrap());
         assert!(!target.exists());
+    }
+
+    #[test]
+    fn a_planted_directory_symlink_is_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("binary"), [0xff, 0xfe]).unwrap();
+        let a = Owner::new("net1", "ctr1", "eth0");
+        let planted = Owner::new("net1", "ctr2", "eth0");
+        fs::write(outside.join(planted.instance_hash()), [0xff]).unwrap();
+        let state = tmp.path().join("state");
+        fs::create_dir(&state).unwrap();
+        std::os::unix::fs::symlink(&outside, state.join("attachments")).unwrap();
+        let ledger = Ledger::beside(&state.join("lock"));
+        assert!(
+            ledger.record(&a).is_err(),
+            "record must refuse the symlinked directory"
+        );
+        ledger.forget(&planted).unwrap();
+        ledger.forget_stale("net1", &[]).unwrap();
+        let mut want = vec!["binary".to_owned(), planted.instance_hash()];
+        want.sort();
+        assert_eq!(
+            listing(&outside),
+            want,
+            "nothing outside the dataDir changed"
+        );
+    }
+
+    #[test]
+    fn entry_names_have_the_hash_shape() {
+        assert!(is_entry_name(&Owner::new("n", "c", "eth0").instance_hash()));
+        for bad in ["lock", "0123456789abcdef", "0123456789abcdef-xyz", "../x-y"] {
+            assert!(!is_entry_name(bad), "{bad}");
+        }
     }
 }
