@@ -345,3 +345,43 @@ fn planted_ledger_symlink_is_not_followed() {
     );
     assert_same!(baseline, snapshot(&world, &[&net]), "after DEL");
 }
+
+/// Real iptables: after another tool deleted the FORWARD jump, the next container's ADD (which
+/// would otherwise write without reading) notices, restores the jump once and adds its rules.
+#[test]
+fn a_new_container_restores_the_forward_jump_someone_deleted() {
+    let world = World::new();
+    let (net, ctr) = one_container(&world, "iptables", "rejump");
+    let other = world.container();
+    net.add(&ctr, "ctr-rejump-1");
+    let jump = [
+        "iptables",
+        "-w",
+        "5",
+        "-D",
+        "FORWARD",
+        "-m",
+        "comment",
+        "--comment",
+        "CNI firewall plugin rules",
+        "-j",
+        "CNI-FORWARD",
+    ];
+    world.host().run_ok(&jump);
+    let jumps = || {
+        filter_rules(world.host(), false)
+            .iter()
+            .filter(|l| l.starts_with("-A FORWARD") && l.ends_with("-j CNI-FORWARD"))
+            .count()
+    };
+    assert_eq!(jumps(), 0);
+    let result = net.add(&other, "ctr-rejump-2");
+    assert_eq!(jumps(), 1, "the second ADD must restore the FORWARD jump");
+    let ip = ip_of(&result, 4);
+    let host_ip = ip.split('/').next().unwrap_or_default().to_owned();
+    assert_eq!(rules_with(&world, &format!("{host_ip}/32")).len(), 2);
+    let check = net.check(&other, "ctr-rejump-2");
+    assert!(check.success(), "{}", check.describe());
+    net.del(&other, "ctr-rejump-2");
+    net.del(&ctr, "ctr-rejump-1");
+}

@@ -406,3 +406,48 @@ fn gc_forgets_the_ledger_entries_of_stale_attachments() {
         "the ledger directory goes with its last entry"
     );
 }
+
+/// A new container after someone removed a shared rule (here the FORWARD jump, as a flush of
+/// FORWARD by another tool would): the no-read batch's precondition fails, nothing of it
+/// applies, and the reading path puts the jump back along with the container's rules.
+#[test]
+fn a_new_container_restores_a_shared_rule_removed_by_someone_else() {
+    let w = world();
+    w.add(&fw(
+        "cnixnet",
+        "ctr1",
+        &["10.99.0.2/24"],
+        IngressPolicy::SameBridge,
+        "cnix0",
+    ));
+    let good = w.kernel.state(IpFamily::V4);
+    let mut broken = good.clone();
+    broken.retain(|l| !(l.starts_with("-A FORWARD ") && l.ends_with("-j CNI-FORWARD")));
+    assert_eq!(broken.len() + 1, good.len());
+    let text = format!(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n{}\nCOMMIT\n",
+        broken.join("\n")
+    );
+    w.kernel.load(IpFamily::V4, &text);
+    w.kernel.take_calls();
+    let c2 = fw(
+        "cnixnet",
+        "ctr2",
+        &["10.99.0.3/24"],
+        IngressPolicy::SameBridge,
+        "cnix0",
+    );
+    w.add(&c2);
+    assert_eq!(
+        w.kernel.take_calls(),
+        [
+            "iptables-restore --noflush -w 30",
+            "iptables-save -t filter",
+            "iptables-restore --noflush -w 30"
+        ]
+    );
+    w.backend.check(&c2).unwrap();
+    let state = w.kernel.state(IpFamily::V4).join("\n");
+    assert_eq!(state.matches("-j CNI-FORWARD").count(), 1, "{state}");
+    assert_eq!(state.matches("10.99.0.3/32").count(), 2, "{state}");
+}
