@@ -245,11 +245,15 @@ impl StoreLock<'_> {
         // Test hooks (inert unless CNI_TEST_ABORT_AT names them): crash points of the fault
         // suite. `staged`: the owner is written, the reservation does not exist yet.
         cni_core::fault::point("host-local:staged");
-        if let Err(e) = publish_new(&staging, &path) {
-            let _ = fs::remove_file(&staging);
-            return match e.kind() {
+        // tempfile's no-clobber persist: renameat2(RENAME_NOREPLACE), or link(2) + unlink(2)
+        // where the file system lacks the flag; an existing name fails with AlreadyExists. On
+        // failure the staging file is removed when the returned path drops.
+        let staged = tempfile::TempPath::try_from_path(&staging)
+            .map_err(|e| HostLocalError::store("create", &path, e))?;
+        if let Err(e) = staged.persist_noclobber(&path) {
+            return match e.error.kind() {
                 io::ErrorKind::AlreadyExists => Ok(false),
-                _ => Err(HostLocalError::store("create", &path, e)),
+                _ => Err(HostLocalError::store("create", &path, e.error)),
             };
         }
         cni_core::fault::point("host-local:reserved");
@@ -422,37 +426,6 @@ impl StoreLock<'_> {
         self.stage(&path, b"", false)?;
         fs::remove_file(&path).map_err(|e| HostLocalError::store("remove", &path, e))
     }
-}
-
-/// Gives the complete file `staging` the name `target` unless `target` exists
-/// ([`io::ErrorKind::AlreadyExists`] then, and `staging` stays). One `renameat2` with
-/// `RENAME_NOREPLACE`; where the file system does not support that flag, `link(2)` + `unlink(2)`
-/// (a crash in between leaves the staging file next to the complete reservation).
-fn publish_new(staging: &Path, target: &Path) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use nix::errno::Errno;
-        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-        match renameat2(
-            AT_FDCWD,
-            staging,
-            AT_FDCWD,
-            target,
-            RenameFlags::RENAME_NOREPLACE,
-        ) {
-            Ok(()) => return Ok(()),
-            Err(Errno::EINVAL | Errno::ENOSYS) => {} // not supported here: link instead
-            Err(e) => return Err(e.into()),
-        }
-    }
-    link_new(staging, target)
-}
-
-/// [`publish_new`] by `link(2)` + `unlink(2)`: `link` fails with `EEXIST` on any existing name.
-pub(crate) fn link_new(staging: &Path, target: &Path) -> io::Result<()> {
-    fs::hard_link(staging, target)?;
-    let _ = fs::remove_file(staging);
-    Ok(())
 }
 
 /// `Ok(released)` when nothing failed, otherwise the failure(s).

@@ -63,21 +63,6 @@ fn a_taken_address_is_refused_without_leaving_a_staging_file() {
 }
 
 #[test]
-fn the_link_fallback_never_replaces_either() {
-    let dir = tempfile::tempdir().unwrap();
-    let (staging, target) = (dir.path().join(LEFTOVER), dir.path().join("10.0.0.2"));
-    fs::write(&staging, "a\r\neth0").unwrap();
-    fs::write(&target, "other\r\neth0").unwrap();
-    let e = crate::store::link_new(&staging, &target).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
-    assert_eq!(fs::read(&target).unwrap(), b"other\r\neth0");
-    fs::remove_file(&target).unwrap();
-    crate::store::link_new(&staging, &target).unwrap();
-    assert_eq!(fs::read(&target).unwrap(), b"a\r\neth0");
-    assert!(!staging.exists());
-}
-
-#[test]
 fn staging_names_never_parse_as_addresses() {
     for name in [
         LEFTOVER,
