@@ -110,14 +110,7 @@ impl IptablesFirewall {
         fw: &ContainerFirewall,
         ips: &[IpAddr],
     ) -> Result<(), NetfilterError> {
-        let batch = first_add_batch(fw, ips)?;
-        run_checked(
-            self.runner.as_ref(),
-            family.restore_program(),
-            &exec::restore_args(),
-            Some(&batch),
-        )?;
-        Ok(())
+        Iptables::new(self.runner.clone(), family).restore(&first_add_batch(fw, ips)?)
     }
 
     /// Remove the rules of the owners `select` picks in both families; keep going on errors.

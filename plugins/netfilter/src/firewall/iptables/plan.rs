@@ -136,7 +136,7 @@ pub(crate) fn plan_add(
 pub(crate) fn first_add_batch(
     fw: &ContainerFirewall,
     ips: &[IpAddr],
-) -> Result<String, NetfilterError> {
+) -> Result<RestoreBatch, NetfilterError> {
     let tag = fw.tag().iptables_comment()?;
     let mut batch = RestoreBatch::new(FILTER);
     batch.require(FORWARD, &forward_jump());
@@ -150,7 +150,7 @@ pub(crate) fn first_add_batch(
     for rule in container_rules(ips, &tag) {
         batch.append(PRIV_CHAIN, &rule);
     }
-    Ok(batch.render())
+    Ok(batch)
 }
 
 fn missing(what: String) -> NetfilterError {
