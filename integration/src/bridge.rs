@@ -99,6 +99,18 @@ impl<'w> BridgeBench<'w> {
         config::host_local_ipam(&self.world.data_dir(), subnets)
     }
 
+    /// [`Self::ipam`] plus a default route for each family among `subnets`.
+    pub fn ipam_with_default_routes(&self, subnets: &[&str]) -> Value {
+        let mut routes = Vec::new();
+        if subnets.iter().any(|s| !s.contains(':')) {
+            routes.push(json!({"dst": "0.0.0.0/0"}));
+        }
+        if subnets.iter().any(|s| s.contains(':')) {
+            routes.push(json!({"dst": "::/0"}));
+        }
+        config::merge(self.ipam(subnets), json!({ "routes": routes }))
+    }
+
     /// The plugin object of the conflist: `{"type": "bridge", "bridge": <bridge>}` + `extra`.
     pub fn plugin_conf(&self, extra: Value) -> Value {
         config::bridge(&self.bridge, extra)

@@ -178,14 +178,7 @@ impl<'w> FirewallNet<'w> {
     /// The bridge plugin object: gateway, host-local over the subnets, default route per family.
     pub fn bridge_object(&self) -> Value {
         let subnets: Vec<&str> = self.subnets.iter().map(String::as_str).collect();
-        let mut routes = Vec::new();
-        if subnets.iter().any(|s| !s.contains(':')) {
-            routes.push(json!({"dst": "0.0.0.0/0"}));
-        }
-        if subnets.iter().any(|s| s.contains(':')) {
-            routes.push(json!({"dst": "::/0"}));
-        }
-        let ipam = config::merge(self.bench.ipam(&subnets), json!({ "routes": routes }));
+        let ipam = self.bench.ipam_with_default_routes(&subnets);
         let base = json!({"isGateway": true, "ipam": ipam});
         self.bench
             .plugin_conf(config::merge(base, self.bridge_extra.clone()))

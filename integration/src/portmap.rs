@@ -137,14 +137,7 @@ impl<'w> PortmapNet<'w> {
     /// The bridge plugin object.
     pub fn bridge_object(&self) -> Value {
         let subnets: Vec<&str> = self.subnets.iter().map(String::as_str).collect();
-        let mut routes = Vec::new();
-        if subnets.iter().any(|s| !s.contains(':')) {
-            routes.push(json!({"dst": "0.0.0.0/0"}));
-        }
-        if subnets.iter().any(|s| s.contains(':')) {
-            routes.push(json!({"dst": "::/0"}));
-        }
-        let ipam = config::merge(self.bench.ipam(&subnets), json!({ "routes": routes }));
+        let ipam = self.bench.ipam_with_default_routes(&subnets);
         self.bench
             .plugin_conf(json!({"isGateway": true, "hairpinMode": true, "ipam": ipam}))
     }
