@@ -232,6 +232,10 @@ fn rm_force_deletes_the_bridge_only_when_no_container_uses_it() {
         "{}",
         refused.describe()
     );
+    // Kept to detach `a` at the end: the podman-style firewall has no dataDir of the test's
+    // own, so its state for `a` lives in the machine's /run/cni/firewall until a DEL.
+    let busy_conflist = world.netconf_dir().join("busy.conflist");
+    let busy_text = std::fs::read(&busy_conflist).unwrap();
     let out = tool.run(&["rm", "--force", "busy"]);
     out.expect_success();
     assert!(
@@ -248,6 +252,8 @@ fn rm_force_deletes_the_bridge_only_when_no_container_uses_it() {
             .iter()
             .any(|c| c.starts_with("CNI-"))
     );
+    std::fs::write(&busy_conflist, busy_text).unwrap();
+    cnitool.del("busy", &a).expect_silent_success();
 }
 
 #[test]
