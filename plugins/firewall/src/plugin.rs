@@ -14,6 +14,7 @@ use cni_netfilter::firewall::{
     IptablesFirewall, NftablesFirewall, Owner, ProcRoutes, Teardown,
 };
 use cni_netfilter::names::{go_quote, validate_name};
+use cni_netfilter::nfnl::{NfRules, NfnlRules, iptables_is_legacy};
 
 use crate::config::{self, FirewallConfig, FirewallFields};
 use crate::error;
@@ -30,6 +31,7 @@ pub struct Firewall;
 pub struct Service {
     runner: Arc<dyn CommandRunner>,
     routes: Arc<dyn HostRoutes>,
+    nf: Option<Arc<dyn NfRules>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -41,20 +43,40 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// The plugin over `runner` and `routes`.
     pub fn new(runner: Arc<dyn CommandRunner>, routes: Arc<dyn HostRoutes>) -> Self {
-        Service { runner, routes }
+        Service {
+            runner,
+            routes,
+            nf: None,
+        }
     }
 
-    /// The real tools and procfs.
+    /// Also read and prune iptables-nft's rules through `nf` (see [`IptablesFirewall::with_nf_rules`]).
+    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>) -> Self {
+        self.nf = Some(nf);
+        self
+    }
+
+    /// The real tools and procfs, and nf_tables netlink unless iptables is iptables-legacy.
     pub fn system() -> Self {
-        Service::new(Arc::new(SystemRunner), Arc::new(ProcRoutes))
+        let service = Service::new(Arc::new(SystemRunner), Arc::new(ProcRoutes));
+        if iptables_is_legacy() {
+            service
+        } else {
+            service.with_nf_rules(Arc::new(NfnlRules))
+        }
     }
 
     fn backend(&self, cfg: &FirewallConfig) -> Box<dyn FirewallBackend> {
         let lock = HostLock::in_dir(&cfg.data_dir);
         match cfg.backend {
-            FirewallKind::Iptables => Box::new(
-                IptablesFirewall::new(self.runner.clone(), lock).with_routes(self.routes.clone()),
-            ),
+            FirewallKind::Iptables => {
+                let backend = IptablesFirewall::new(self.runner.clone(), lock)
+                    .with_routes(self.routes.clone());
+                Box::new(match &self.nf {
+                    Some(nf) => backend.with_nf_rules(nf.clone()),
+                    None => backend,
+                })
+            }
             FirewallKind::Nftables => Box::new(NftablesFirewall::new(self.runner.clone(), lock)),
         }
     }

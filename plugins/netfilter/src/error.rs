@@ -78,6 +78,21 @@ pub enum NetfilterError {
         #[source]
         source: Box<NetfilterError>,
     },
+    /// A request to nf_tables over netlink failed (the kernel's errno, or the socket's).
+    #[error("nf_tables netlink {op} failed")]
+    Nfnl {
+        /// What was asked (`list rules`, `delete rules`, …).
+        op: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel's nf_tables reply could not be decoded.
+    #[error("unexpected nf_tables netlink reply: {detail}")]
+    NfnlDecode {
+        /// What did not decode.
+        detail: String,
+    },
     /// Several independent steps failed (teardown keeps going and reports all of them).
     #[error("{}", join_chains(.0))]
     Multiple(Vec<NetfilterError>),

@@ -5,6 +5,7 @@
 //!   and a scripted fake for unit tests.
 //! - [`iptables`]: one `iptables-save` read and one atomic `iptables-restore --noflush` write per
 //!   operation, with a batch builder the firewall and portmap plugins can share.
+//! - [`nfnl`]: iptables-nft rules read and deleted over nf_tables netlink, without an exec.
 //! - [`nft`]: `nft -f -` transactions and `nft -j` listings.
 //! - [`firewall`]: the firewall plugin's rules behind [`firewall::FirewallBackend`], iptables
 //!   (reference layout plus owner comments) and nftables (table `inet cni_firewall`).
@@ -17,6 +18,7 @@ pub mod firewall;
 pub mod iptables;
 pub mod masquerade;
 pub mod names;
+pub mod nfnl;
 pub mod nft;
 pub mod portmap;
 

@@ -3,6 +3,9 @@
 //!
 //! A first ADD of an attachment (see [`super::ledger`]) writes one batch per family without
 //! reading anything; when that batch's preconditions fail it falls back to the general path.
+//! With iptables-nft, the preconditions are read over netlink instead ([`netlink`]) and the
+//! batch only appends, and a DEL that only has to remove the attachment's own rules deletes
+//! them by handle without running any tool.
 //! Each operation takes the [`HostLock`], then per family reads the table once
 //! (`iptables-save -t filter`) and, only if something must change, writes one batch
 //! (`iptables-restore --noflush -w`). A batch that fails because another tool changed the table
@@ -10,6 +13,7 @@
 //! independent tables and are worked on in parallel.
 
 mod edit;
+mod netlink;
 mod plan;
 mod rules;
 mod teardown;
@@ -17,7 +21,8 @@ mod teardown;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use self::plan::{check, family_ips, first_add_batch, has_own_rules, plan_add};
+use self::netlink::{quick_teardown, requirements_met};
+use self::plan::{append_only_batch, check, family_ips, first_add_batch, has_own_rules, plan_add};
 use self::rules::FILTER;
 use self::teardown::{Known, plan_teardown};
 use super::ledger::Ledger;
@@ -29,6 +34,7 @@ use crate::NetfilterError;
 use crate::exec::{self, CommandRunner, run_checked};
 use crate::iptables::{IpFamily, Iptables, SavedTable, per_family};
 use crate::names::validate_name;
+use crate::nfnl::NfRules;
 
 /// Reads and writes per family and operation before giving up on a table others keep changing.
 const ATTEMPTS: usize = 3;
@@ -39,6 +45,7 @@ pub struct IptablesFirewall {
     runner: Arc<dyn CommandRunner>,
     lock: HostLock,
     routes: Arc<dyn HostRoutes>,
+    nf: Option<Arc<dyn NfRules>>,
 }
 
 impl std::fmt::Debug for IptablesFirewall {
@@ -56,7 +63,15 @@ impl IptablesFirewall {
             runner,
             lock,
             routes: Arc::new(ProcRoutes),
+            nf: None,
         }
+    }
+
+    /// Read (and prune) iptables-nft's tables through `nf` where that spares an iptables exec.
+    /// Not for hosts whose iptables is iptables-legacy (see [`crate::nfnl::iptables_is_legacy`]).
+    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>) -> Self {
+        self.nf = Some(nf);
+        self
     }
 
     /// Use `routes` to attribute the Go plugin's rules to bridges.
@@ -103,14 +118,30 @@ impl IptablesFirewall {
         Ledger::beside(self.lock.path())
     }
 
-    /// A first ADD's rules in one batch, without reading the table (see [`first_add_batch`]).
+    /// A first ADD's rules in one batch, without reading the table with iptables: with the
+    /// shared rules checked over netlink and an append-only batch, or else with the `-C`
+    /// preconditions in the batch (see [`first_add_batch`]). An error means nothing changed and
+    /// the reading path must run.
     fn first_add(
         &self,
         family: IpFamily,
         fw: &ContainerFirewall,
         ips: &[IpAddr],
     ) -> Result<(), NetfilterError> {
-        Iptables::new(self.runner.clone(), family).restore(&first_add_batch(fw, ips)?)
+        let tools = Iptables::new(self.runner.clone(), family);
+        match self
+            .nf
+            .as_deref()
+            .map(|nf| requirements_met(nf, family, fw))
+        {
+            Some(Ok(true)) => tools.restore(&append_only_batch(fw, ips)?),
+            // The table as the kernel holds it lacks a shared rule: only the reading path
+            // creates it, a `-C` batch would just fail.
+            Some(Ok(false)) => Err(NetfilterError::RuleMissing {
+                what: format!("a shared rule in {} table filter", family.iptables()),
+            }),
+            Some(Err(_)) | None => tools.restore(&first_add_batch(fw, ips)?),
+        }
     }
 
     /// Remove the rules of the owners `select` picks in both families; keep going on errors.
@@ -210,8 +241,15 @@ impl FirewallBackend for IptablesFirewall {
     fn del(&self, teardown: &Teardown) -> Result<(), FirewallError> {
         teardown.owner.validate()?;
         let _guard = self.lock.acquire()?;
-        let owner = |o: &Owner| *o == teardown.owner;
-        self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?;
+        // A netlink failure is not an answer: the full teardown then reads with the tools.
+        let quick = self
+            .nf
+            .as_deref()
+            .is_some_and(|nf| quick_teardown(nf, &teardown.owner).unwrap_or(false));
+        if !quick {
+            let owner = |o: &Owner| *o == teardown.owner;
+            self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?;
+        }
         self.ledger()
             .forget(&teardown.owner)
             .map_err(|source| FirewallError::Ledger {

@@ -129,6 +129,37 @@ pub(crate) fn plan_add(
     Ok(e.into_batch())
 }
 
+/// The shared rules a first ADD relies on, per chain: the jumps into `CNI-FORWARD` and the
+/// admin chain and, with isolation, the stage-1 jump and the bridge's isolation rules.
+pub(crate) fn shared_requirements(fw: &ContainerFirewall) -> Vec<(&'static str, Args)> {
+    let mut wanted = vec![
+        (FORWARD, forward_jump()),
+        (PRIV_CHAIN, admin_jump(&fw.admin_chain)),
+    ];
+    if let Some(iso) = &fw.isolation {
+        wanted.push((FORWARD, stage1_jump()));
+        wanted.extend(
+            isolation_rules(iso)
+                .into_iter()
+                .map(|(chain, rule, _)| (chain, rule)),
+        );
+    }
+    wanted
+}
+
+/// Appends of the attachment's two rules per address to `batch`.
+fn append_container_rules(
+    batch: &mut RestoreBatch,
+    fw: &ContainerFirewall,
+    ips: &[IpAddr],
+) -> Result<(), NetfilterError> {
+    let tag = fw.tag().iptables_comment()?;
+    for rule in container_rules(ips, &tag) {
+        batch.append(PRIV_CHAIN, &rule);
+    }
+    Ok(())
+}
+
 /// ADD of an attachment that has no rules yet, without reading the table: a batch that requires
 /// (`-C`) every shared rule [`plan_add`] would create — so it applies only when the chains, jumps
 /// and the bridge's isolation rules are all in place — and appends the attachment's two rules
@@ -137,19 +168,23 @@ pub(crate) fn first_add_batch(
     fw: &ContainerFirewall,
     ips: &[IpAddr],
 ) -> Result<RestoreBatch, NetfilterError> {
-    let tag = fw.tag().iptables_comment()?;
     let mut batch = RestoreBatch::new(FILTER);
-    batch.require(FORWARD, &forward_jump());
-    batch.require(PRIV_CHAIN, &admin_jump(&fw.admin_chain));
-    if let Some(iso) = &fw.isolation {
-        batch.require(FORWARD, &stage1_jump());
-        for (chain, rule, _) in isolation_rules(iso) {
-            batch.require(chain, &rule);
-        }
+    for (chain, rule) in shared_requirements(fw) {
+        batch.require(chain, &rule);
     }
-    for rule in container_rules(ips, &tag) {
-        batch.append(PRIV_CHAIN, &rule);
-    }
+    append_container_rules(&mut batch, fw, ips)?;
+    Ok(batch)
+}
+
+/// The same ADD once the shared rules are known to be in place (read over netlink, see
+/// [`super::netlink`]): only the appends. Without a `-C` in it, iptables-nft does not fetch
+/// the rules of `CNI-FORWARD`, so its cost does not grow with the number of containers.
+pub(crate) fn append_only_batch(
+    fw: &ContainerFirewall,
+    ips: &[IpAddr],
+) -> Result<RestoreBatch, NetfilterError> {
+    let mut batch = RestoreBatch::new(FILTER);
+    append_container_rules(&mut batch, fw, ips)?;
     Ok(batch)
 }
 

@@ -1,7 +1,10 @@
 //! A small in-memory `iptables-save` / `iptables-restore --noflush` for the filter table, with the
 //! failure semantics the backend relies on (`-N` of an existing chain, `-D` of a missing rule,
 //! `-X` of a non-empty or referenced chain, a jump to a missing chain: the whole batch fails and
-//! nothing changes), and a hook to play another process between a save and a restore.
+//! nothing changes), and a hook to play another process between a save and a restore. It also
+//! answers nf_tables netlink reads and deletes of the same tables ([`nf`]).
+
+mod nf;
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
@@ -21,6 +24,8 @@ pub(crate) struct Emulator {
     batches: Mutex<Vec<String>>,
     before_restore: Mutex<Vec<Hook>>,
     missing: Mutex<HashSet<String>>,
+    nf_calls: Mutex<Vec<String>>,
+    nf_broken: Mutex<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -49,6 +54,8 @@ impl Emulator {
             batches: Mutex::new(Vec::new()),
             before_restore: Mutex::new(Vec::new()),
             missing: Mutex::new(HashSet::new()),
+            nf_calls: Mutex::new(Vec::new()),
+            nf_broken: Mutex::new(false),
         }
     }
 

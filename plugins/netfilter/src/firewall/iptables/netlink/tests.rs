@@ -1,0 +1,267 @@
+//! The netlink paths on the emulated tables: the same end state as the reading paths, with
+//! fewer tool runs, and the reading paths whenever the shortcut's conditions do not hold.
+
+use std::sync::Arc;
+
+use super::super::tests::{Emulator, World, bare, fw, world};
+use crate::firewall::{FirewallBackend, HostLock, IngressPolicy};
+use crate::iptables::IpFamily;
+
+/// A world whose backend also reads and deletes through the emulator's netlink face.
+fn nf_world() -> World {
+    let mut w = world();
+    let kernel: Arc<Emulator> = w.kernel.clone();
+    w.backend = w.backend.clone().with_nf_rules(kernel);
+    w
+}
+
+const SAME: IngressPolicy = IngressPolicy::SameBridge;
+
+#[test]
+fn the_bridges_first_container_goes_straight_to_the_reading_path() {
+    let w = nf_world();
+    w.add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"));
+    // Netlink showed the shared rules missing: no `-C` batch that could only fail.
+    assert_eq!(
+        w.kernel.take_calls(),
+        [
+            "iptables-save -t filter",
+            "iptables-restore --noflush -w 30"
+        ]
+    );
+    assert_eq!(w.kernel.take_nf_calls(), ["list v4 FORWARD"]);
+}
+
+#[test]
+fn a_later_container_is_checked_over_netlink_and_only_appended() {
+    let w = nf_world();
+    w.add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"));
+    w.kernel.take_calls();
+    w.kernel.take_batches();
+    w.kernel.take_nf_calls();
+    w.add(&fw("net", "c2", &["10.99.0.3/24"], SAME, "br0"));
+    assert_eq!(w.kernel.take_calls(), ["iptables-restore --noflush -w 30"]);
+    let batches = w.kernel.take_batches();
+    assert_eq!(batches.len(), 1);
+    assert!(!batches[0].contains("\n-C "), "no probes: {}", batches[0]);
+    assert_eq!(
+        batches[0].matches("\n-A CNI-FORWARD ").count(),
+        2,
+        "{}",
+        batches[0]
+    );
+    assert_eq!(
+        w.kernel.take_nf_calls(),
+        [
+            "list v4 FORWARD",
+            "list v4 CNI-FORWARD",
+            "list v4 CNI-ISOLATION-STAGE-1",
+            "list v4 CNI-ISOLATION-STAGE-2"
+        ]
+    );
+}
+
+#[test]
+fn a_non_last_container_is_deleted_by_handle_without_any_tool() {
+    let w = nf_world();
+    w.add(&fw(
+        "net",
+        "c1",
+        &["10.99.0.2/24", "fd00:99::2/64"],
+        SAME,
+        "br0",
+    ));
+    let with_c1 = (w.kernel.state(IpFamily::V4), w.kernel.state(IpFamily::V6));
+    w.add(&fw(
+        "net",
+        "c2",
+        &["10.99.0.3/24", "fd00:99::3/64"],
+        SAME,
+        "br0",
+    ));
+    w.kernel.take_calls();
+    w.kernel.take_nf_calls();
+    w.backend.del(&bare("net", "c2")).unwrap();
+    assert_eq!(w.kernel.take_calls(), Vec::<String>::new());
+    assert_eq!(
+        w.kernel.take_nf_calls(),
+        [
+            "list v4 CNI-FORWARD",
+            "list v6 CNI-FORWARD",
+            "delete v4 CNI-FORWARD 2",
+            "delete v6 CNI-FORWARD 2"
+        ]
+    );
+    assert_eq!(
+        (w.kernel.state(IpFamily::V4), w.kernel.state(IpFamily::V6)),
+        with_c1
+    );
+    // The last one takes the full teardown, which removes the shared rules too.
+    w.backend.del(&bare("net", "c1")).unwrap();
+    assert!(
+        w.kernel
+            .take_calls()
+            .contains(&"iptables-save -t filter".to_owned())
+    );
+    assert_eq!(w.kernel.state(IpFamily::V4), Vec::<String>::new());
+    assert_eq!(w.kernel.state(IpFamily::V6), Vec::<String>::new());
+}
+
+/// Every step of a mixed sequence leaves the same tables with and without netlink.
+#[test]
+fn netlink_paths_end_in_the_same_tables_as_the_reading_paths() {
+    let plain = world();
+    let nf = nf_world();
+    let iso = IngressPolicy::Isolated;
+    let open = IngressPolicy::Open;
+    let adds = [
+        fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"),
+        fw("net", "c2", &["10.99.0.3/24", "fd00:99::3/64"], SAME, "br0"),
+        fw("net", "c3", &["10.99.0.4/24"], iso, "br0"),
+        fw("net", "c4", &["10.99.0.5/24"], iso, "br0"),
+        fw("net2", "c5", &["10.98.0.2/24"], SAME, "br1"),
+        fw("net3", "c6", &["10.97.0.2/24"], open, "br2"),
+    ];
+    let step = |what: &str| {
+        for family in IpFamily::ALL {
+            assert_eq!(
+                nf.kernel.state(family),
+                plain.kernel.state(family),
+                "after {what} ({family:?})"
+            );
+        }
+    };
+    for c in &adds {
+        plain.add(c);
+        nf.add(c);
+        step(&format!("ADD {}", c.owner.container_id));
+    }
+    // c4: another isolated container stays; c3: the bridge's last isolated one; c2: dual
+    // stack, others stay; c5: its bridge's only container; c6 and c1 the last ones.
+    for (net, cid) in [
+        ("net", "c4"),
+        ("net", "c3"),
+        ("net", "c2"),
+        ("net2", "c5"),
+        ("net3", "c6"),
+        ("net", "c1"),
+        ("net", "c1"),
+    ] {
+        plain.backend.del(&bare(net, cid)).unwrap();
+        nf.backend.del(&bare(net, cid)).unwrap();
+        step(&format!("DEL {cid}"));
+    }
+    assert_eq!(nf.kernel.state(IpFamily::V4), Vec::<String>::new());
+    // An `open` container alone: no isolation to keep, but its DEL leaves the chains idle.
+    let alone = fw("net3", "c7", &["10.97.0.3/24"], open, "br2");
+    plain.add(&alone);
+    nf.add(&alone);
+    step("ADD c7");
+    plain.backend.del(&bare("net3", "c7")).unwrap();
+    nf.backend.del(&bare("net3", "c7")).unwrap();
+    step("DEL c7");
+    assert_eq!(nf.kernel.state(IpFamily::V4), Vec::<String>::new());
+}
+
+#[test]
+fn removing_the_bridges_last_isolated_container_takes_the_full_teardown() {
+    let w = nf_world();
+    w.add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"));
+    w.add(&fw(
+        "net",
+        "c2",
+        &["10.99.0.3/24"],
+        IngressPolicy::Isolated,
+        "br0",
+    ));
+    assert!(w.kernel.save(IpFamily::V4).contains("-o br0 -m comment"));
+    w.kernel.take_calls();
+    w.backend.del(&bare("net", "c2")).unwrap();
+    assert!(!w.kernel.take_calls().is_empty(), "full teardown reads");
+    let v4 = w.kernel.save(IpFamily::V4);
+    assert!(
+        !v4.contains("-i br0 -o br0"),
+        "isolated drop removed:\n{v4}"
+    );
+    assert!(
+        v4.contains("-i br0 ! -o br0"),
+        "same-bridge rules kept:\n{v4}"
+    );
+}
+
+#[test]
+fn a_failing_netlink_falls_back_to_probes_and_reads() {
+    let w = nf_world();
+    w.kernel.break_nf();
+    w.add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"));
+    w.kernel.take_calls();
+    w.kernel.take_batches();
+    w.add(&fw("net", "c2", &["10.99.0.3/24"], SAME, "br0"));
+    assert!(w.kernel.take_batches()[0].contains("\n-C "), "probe batch");
+    w.backend.del(&bare("net", "c2")).unwrap();
+    assert!(
+        w.kernel
+            .take_calls()
+            .contains(&"iptables-save -t filter".to_owned())
+    );
+    assert_eq!(
+        w.kernel
+            .state(IpFamily::V4)
+            .iter()
+            .filter(|r| r.contains("c2"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn an_admin_jump_buried_under_other_rules_sends_add_to_the_reading_path() {
+    let w = nf_world();
+    w.add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"));
+    let mut save = w.kernel.save(IpFamily::V4);
+    let extra: String = (0..super::ADMIN_JUMP_DEPTH)
+        .map(|i| format!("-I CNI-FORWARD 1 -s 10.1.0.{i}/32 -j ACCEPT\n"))
+        .collect();
+    // Rules an operator inserted above the admin jump.
+    let first = save.find("-A CNI-FORWARD").unwrap();
+    save.insert_str(first, &extra.replace("-I CNI-FORWARD 1", "-A CNI-FORWARD"));
+    w.kernel.load(IpFamily::V4, &save);
+    w.kernel.take_calls();
+    w.add(&fw("net", "c2", &["10.99.0.3/24"], SAME, "br0"));
+    let calls = w.kernel.take_calls();
+    assert_eq!(calls[0], "iptables-save -t filter", "{calls:?}");
+    let state = w.kernel.state(IpFamily::V4);
+    let admin = state
+        .iter()
+        .filter(|r| r.contains("admin overrides"))
+        .count();
+    assert_eq!(admin, 1, "no second admin jump: {state:#?}");
+}
+
+#[test]
+fn a_lock_dir_beside_the_ledger_is_all_the_netlink_paths_need() {
+    // The netlink paths still take the host lock and keep the ledger: a repeat DEL is a no-op.
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Arc::new(Emulator::new());
+    let backend = super::super::IptablesFirewall::new(kernel.clone(), HostLock::in_dir(dir.path()))
+        .with_nf_rules(kernel.clone());
+    backend
+        .add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"))
+        .unwrap();
+    backend
+        .add(&fw("net", "c2", &["10.99.0.3/24"], SAME, "br0"))
+        .unwrap();
+    let ledger = dir.path().join("attachments");
+    assert_eq!(std::fs::read_dir(&ledger).unwrap().count(), 2);
+    backend.del(&bare("net", "c2")).unwrap();
+    assert_eq!(std::fs::read_dir(&ledger).unwrap().count(), 1);
+    backend.del(&bare("net", "c2")).unwrap();
+    assert_eq!(
+        kernel
+            .state(IpFamily::V4)
+            .iter()
+            .filter(|r| r.contains("c1"))
+            .count(),
+        2
+    );
+}

@@ -1,0 +1,112 @@
+//! The emulated tables seen through nf_tables netlink: rules encoded the way iptables-nft
+//! writes them, with handles that stay the same while a rule exists.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use super::{Emulator, index, lock};
+use crate::NetfilterError;
+use crate::iptables::{IpFamily, SavedTable};
+use crate::nfnl::{NfRules, NftRule, rule_from_args};
+
+/// A handle derived from the rule itself (and which of its identical copies it is).
+fn handle(chain: &str, args: &[String], copy: usize) -> u64 {
+    let mut h = DefaultHasher::new();
+    (chain, args, copy).hash(&mut h);
+    h.finish() >> 1
+}
+
+/// `(handle, position in t.rules)` of every rule of `chain`.
+fn handles(t: &SavedTable, chain: &str) -> Vec<(u64, usize)> {
+    let mut seen: Vec<&[String]> = Vec::new();
+    let mut out = Vec::new();
+    for (i, rule) in t.rules.iter().enumerate().filter(|(_, r)| r.chain == chain) {
+        let copy = seen.iter().filter(|a| **a == rule.args.as_slice()).count();
+        seen.push(&rule.args);
+        out.push((handle(chain, &rule.args, copy), i));
+    }
+    out
+}
+
+fn family_name(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "v4",
+        IpFamily::V6 => "v6",
+    }
+}
+
+impl Emulator {
+    /// Every netlink call after this one fails (a kernel without nf_tables, say).
+    pub(crate) fn break_nf(&self) {
+        *lock(&self.nf_broken) = true;
+    }
+
+    /// The netlink calls so far (`list v4 FORWARD`, `delete v4 CNI-FORWARD 2`), emptied.
+    pub(crate) fn take_nf_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.nf_calls))
+    }
+
+    fn nf_call(&self, line: String) -> Result<(), NetfilterError> {
+        lock(&self.nf_calls).push(line);
+        if *lock(&self.nf_broken) {
+            return Err(NetfilterError::Nfnl {
+                op: "emulated",
+                source: std::io::Error::from_raw_os_error(
+                    nix::errno::Errno::EPROTONOSUPPORT as i32,
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl NfRules for Emulator {
+    fn list(
+        &self,
+        family: IpFamily,
+        _table: &str,
+        chain: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<NftRule>, NetfilterError> {
+        self.nf_call(format!("list {} {chain}", family_name(family)))?;
+        let tables = lock(&self.tables);
+        let t = &tables[index(family)];
+        let rules = handles(t, chain).into_iter().map(|(handle, i)| {
+            let words: Vec<&str> = t.rules[i].args.iter().map(String::as_str).collect();
+            rule_from_args(handle, &words)
+        });
+        Ok(rules.take(limit.unwrap_or(usize::MAX)).collect())
+    }
+
+    fn delete(
+        &self,
+        family: IpFamily,
+        _table: &str,
+        chain: &str,
+        wanted: &[u64],
+    ) -> Result<(), NetfilterError> {
+        let list: Vec<String> = wanted.iter().map(u64::to_string).collect();
+        self.nf_call(format!(
+            "delete {} {chain} {}",
+            family_name(family),
+            list.len()
+        ))?;
+        let mut tables = lock(&self.tables);
+        let t = &mut tables[index(family)];
+        let present = handles(t, chain);
+        let mut positions = Vec::new();
+        for h in wanted {
+            let Some((_, i)) = present.iter().find(|(p, _)| p == h) else {
+                return Err(NetfilterError::Nfnl {
+                    op: "delete rules",
+                    source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32),
+                });
+            };
+            positions.push(*i);
+        }
+        positions.sort_unstable();
+        for i in positions.into_iter().rev() {
+            t.rules.remove(i);
+        }
+        Ok(())
+    }
+}

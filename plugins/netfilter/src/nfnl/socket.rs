@@ -1,0 +1,272 @@
+//! The real [`NfRules`]: nfnetlink requests on a blocking netlink socket (netlink-sys), framed
+//! with netlink-packet-core. A socket lives for one request, so abandoning a dump half-way
+//! is just closing it.
+
+use std::io;
+use std::time::Duration;
+
+use netlink_packet_core::{
+    DefaultNla, Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkDeserializable,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+use nix::sys::time::TimeVal;
+
+use super::NfRules;
+use super::rule::{NftRule, RuleMessage};
+use crate::NetfilterError;
+use crate::iptables::IpFamily;
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_DELRULE: u16 = 8;
+const NFNL_MSG_BATCH_BEGIN: u16 = 16;
+const NFNL_MSG_BATCH_END: u16 = 17;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_HANDLE: u16 = 3;
+const AF_UNSPEC: u8 = 0;
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+/// How long to wait for the kernel's answer before calling the request failed.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn nfproto(family: IpFamily) -> u8 {
+    match family {
+        IpFamily::V4 => NFPROTO_IPV4,
+        IpFamily::V6 => NFPROTO_IPV6,
+    }
+}
+
+/// An nfnetlink message body: `nfgenmsg` (family, version 0, resource id) and attributes.
+#[derive(Debug)]
+struct Request {
+    kind: u16,
+    family: u8,
+    res_id: u16,
+    attrs: Vec<DefaultNla>,
+}
+
+impl NetlinkSerializable for Request {
+    fn message_type(&self) -> u16 {
+        self.kind
+    }
+
+    fn buffer_len(&self) -> usize {
+        4 + self.attrs.as_slice().buffer_len()
+    }
+
+    fn serialize(&self, buffer: &mut [u8]) {
+        buffer[0] = self.family;
+        buffer[1] = 0;
+        buffer[2..4].copy_from_slice(&self.res_id.to_be_bytes());
+        self.attrs.as_slice().emit(&mut buffer[4..]);
+    }
+}
+
+/// A reply: its message type and the attributes after `nfgenmsg`.
+#[derive(Debug)]
+struct Reply {
+    kind: u16,
+    attrs: Vec<u8>,
+}
+
+impl NetlinkDeserializable for Reply {
+    type Error = io::Error;
+
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, Self::Error> {
+        let attrs = payload.get(4..).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "nfnetlink message too short")
+        })?;
+        Ok(Reply {
+            kind: header.message_type,
+            attrs: attrs.to_vec(),
+        })
+    }
+}
+
+fn text(kind: u16, value: &str) -> DefaultNla {
+    let mut bytes = value.as_bytes().to_vec();
+    bytes.push(0);
+    DefaultNla::new(kind, bytes)
+}
+
+fn message(request: Request, flags: u16, seq: u32) -> Vec<u8> {
+    let mut packet = NetlinkMessage::new(
+        NetlinkHeader::default(),
+        NetlinkPayload::InnerMessage(request),
+    );
+    packet.header.flags = flags;
+    packet.header.sequence_number = seq;
+    packet.finalize();
+    let mut buf = vec![0; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    buf
+}
+
+fn failed(op: &'static str) -> impl Fn(io::Error) -> NetfilterError {
+    move |source| NetfilterError::Nfnl { op, source }
+}
+
+fn open(op: &'static str) -> Result<Socket, NetfilterError> {
+    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(failed(op))?;
+    socket.bind_auto().map_err(failed(op))?;
+    socket.connect(&SocketAddr::new(0, 0)).map_err(failed(op))?;
+    let timeout = TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0);
+    setsockopt(&socket, ReceiveTimeout, &timeout).map_err(|e| failed(op)(e.into()))?;
+    Ok(socket)
+}
+
+/// Feed each message of each datagram to `each` until it says stop (`Some`).
+fn receive<T>(
+    socket: &Socket,
+    op: &'static str,
+    mut each: impl FnMut(NetlinkMessage<Reply>) -> Result<Option<T>, NetfilterError>,
+) -> Result<T, NetfilterError> {
+    loop {
+        let (data, _) = socket.recv_from_full().map_err(failed(op))?;
+        let mut offset = 0;
+        while offset < data.len() {
+            let msg = NetlinkMessage::<Reply>::deserialize(&data[offset..]).map_err(|e| {
+                NetfilterError::NfnlDecode {
+                    detail: e.to_string(),
+                }
+            })?;
+            let len = msg.header.length as usize;
+            if let Some(done) = each(msg)? {
+                return Ok(done);
+            }
+            if len == 0 {
+                break;
+            }
+            offset += len;
+        }
+    }
+}
+
+/// nf_tables over netlink in the calling thread's network namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NfnlRules;
+
+impl NfRules for NfnlRules {
+    fn list(
+        &self,
+        family: IpFamily,
+        table: &str,
+        chain: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<NftRule>, NetfilterError> {
+        const OP: &str = "list rules";
+        let socket = open(OP)?;
+        let seq = 1;
+        let request = Request {
+            kind: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
+            family: nfproto(family),
+            res_id: 0,
+            attrs: vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)],
+        };
+        socket
+            .send(&message(request, NLM_F_REQUEST | NLM_F_DUMP, seq), 0)
+            .map_err(failed(OP))?;
+        let mut rules = Vec::new();
+        if limit == Some(0) {
+            return Ok(rules);
+        }
+        receive(&socket, OP, |msg| {
+            if msg.header.sequence_number != seq {
+                return Ok(None);
+            }
+            match msg.payload {
+                NetlinkPayload::Done(_) => Ok(Some(())),
+                NetlinkPayload::Error(e) => match e.code {
+                    None => Ok(Some(())),
+                    // No such table or chain: nothing in it.
+                    Some(code) if -code.get() == libc_enoent() => Ok(Some(())),
+                    Some(code) => Err(NetfilterError::Nfnl {
+                        op: OP,
+                        source: io::Error::from_raw_os_error(-code.get()),
+                    }),
+                },
+                NetlinkPayload::InnerMessage(reply)
+                    if reply.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE =>
+                {
+                    let parsed = RuleMessage::parse(&reply.attrs)?;
+                    // Kernels that ignore the dump filter send every rule: keep ours only.
+                    if parsed.table == table && parsed.chain == chain {
+                        rules.push(parsed.rule);
+                    }
+                    Ok(limit.filter(|l| rules.len() >= *l).map(|_| ()))
+                }
+                _ => Ok(None),
+            }
+        })?;
+        Ok(rules)
+    }
+
+    fn delete(
+        &self,
+        family: IpFamily,
+        table: &str,
+        chain: &str,
+        handles: &[u64],
+    ) -> Result<(), NetfilterError> {
+        const OP: &str = "delete rules";
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let socket = open(OP)?;
+        let batch = |kind| Request {
+            kind,
+            family: AF_UNSPEC,
+            res_id: NFNL_SUBSYS_NFTABLES,
+            attrs: Vec::new(),
+        };
+        let mut buf = message(batch(NFNL_MSG_BATCH_BEGIN), NLM_F_REQUEST, 1);
+        for (i, handle) in handles.iter().enumerate() {
+            let request = Request {
+                kind: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE,
+                family: nfproto(family),
+                res_id: 0,
+                attrs: vec![
+                    text(NFTA_RULE_TABLE, table),
+                    text(NFTA_RULE_CHAIN, chain),
+                    DefaultNla::new(NFTA_RULE_HANDLE, handle.to_be_bytes().to_vec()),
+                ],
+            };
+            buf.extend(message(request, NLM_F_REQUEST | NLM_F_ACK, 2 + i as u32));
+        }
+        let end = 2 + handles.len() as u32;
+        buf.extend(message(batch(NFNL_MSG_BATCH_END), NLM_F_REQUEST, end));
+        socket.send(&buf, 0).map_err(failed(OP))?;
+        // The kernel answers every message that asked for an ACK (or failed) once the whole
+        // transaction was committed or aborted.
+        let mut answered = 0;
+        let mut first_error = None;
+        receive(&socket, OP, |msg| {
+            let seq = msg.header.sequence_number;
+            if let NetlinkPayload::Error(e) = msg.payload {
+                if (2..end).contains(&seq) {
+                    answered += 1;
+                    if let Some(code) = e.code {
+                        first_error.get_or_insert(io::Error::from_raw_os_error(-code.get()));
+                    }
+                } else if let Some(code) = e.code {
+                    // The batch frame itself was refused.
+                    first_error.get_or_insert(io::Error::from_raw_os_error(-code.get()));
+                    return Ok(Some(()));
+                }
+            }
+            Ok((answered == handles.len()).then_some(()))
+        })?;
+        match first_error {
+            None => Ok(()),
+            Some(source) => Err(NetfilterError::Nfnl { op: OP, source }),
+        }
+    }
+}
+
+fn libc_enoent() -> i32 {
+    nix::errno::Errno::ENOENT as i32
+}
