@@ -90,7 +90,8 @@ impl CnitoolCall<'_> {
         self.env("CNI_CONTAINERID", id)
     }
 
-    fn env(mut self, key: &str, value: &str) -> Self {
+    /// Set an environment variable for cnitool (and so for the plugins it runs).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_owned(), value.to_owned());
         self
     }

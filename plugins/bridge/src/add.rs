@@ -80,6 +80,7 @@ fn run(
 ) -> Result<CniResult, CniError> {
     let cfg = req.cfg;
     let bridge = ensure_bridge(cfg, k, j)?;
+    cni_core::phase::mark("bridge:ensure-bridge");
     match k.container.link_by_name(req.ifname) {
         Ok(_) => {
             return Err(error::plugin(
@@ -111,6 +112,7 @@ fn run(
     )?;
     // Test hooks (inert unless CNI_TEST_ABORT_AT names them): crash points of the fault suite.
     cni_core::fault::point("bridge:veth");
+    cni_core::phase::mark("bridge:veth");
     if j.steps().contains(&Step::Bridge(bridge.index)) {
         pin_bridge_mac(k, bridge.index);
     }
@@ -150,6 +152,7 @@ fn run(
         let ipam = svc.ipam.add()?;
         j.push(Step::Ipam);
         cni_core::fault::point("bridge:ipam");
+        cni_core::phase::mark("bridge:ipam");
         if ipam.ips.is_empty() {
             return Err(CniError::invalid_config(
                 "IPAM plugin returned missing IP config",
@@ -178,15 +181,18 @@ fn run(
         };
         configure(&mut c, &result)?;
         cni_core::fault::point("bridge:addresses");
+        cni_core::phase::mark("bridge:container-addresses");
         if cfg.is_gateway {
             let extra = set_gateways(req, k, j, &bridge, &result)?;
             result.interfaces.extend(extra);
+            cni_core::phase::mark("bridge:gateway");
         }
         if cfg.ip_masq {
             let ips: Vec<IpNetwork> = result.ips.iter().map(|i| i.address).collect();
             svc.masq.setup(&ips)?;
             j.push(Step::Masquerade);
             cni_core::fault::point("bridge:masquerade");
+            cni_core::phase::mark("bridge:masquerade");
         }
     } else if !cfg.disable_container_interface {
         k.container
@@ -196,6 +202,7 @@ fn run(
 
     if !cfg.disable_container_interface {
         wait_port_up(k, host_veth.index)?;
+        cni_core::phase::mark("bridge:port-up");
     }
     // MACs may change when the first port joins or the gateway address is set.
     let host_now = k
@@ -214,6 +221,7 @@ fn run(
         result.dns = dns.clone();
     }
     cni_core::fault::point("bridge:done");
+    cni_core::phase::mark("bridge:done");
     Ok(result)
 }
 

@@ -26,7 +26,13 @@ pub fn del(
     spoof: &(dyn SpoofChecker + Sync),
 ) -> Result<(), CniError> {
     let (link, ipam_result, rules) = std::thread::scope(|scope| {
-        let ipam_thread = layer3.then(|| scope.spawn(|| ipam.del()));
+        let ipam_thread = layer3.then(|| {
+            scope.spawn(|| {
+                let released = ipam.del();
+                cni_core::phase::mark("bridge:del-ipam");
+                released
+            })
+        });
         let rules_thread = scope.spawn(|| {
             let mut errors = Vec::new();
             if cfg.macspoofchk
@@ -39,9 +45,11 @@ pub fn del(
             {
                 errors.push(e);
             }
+            cni_core::phase::mark("bridge:del-rules");
             errors
         });
         let link = container.and_then(|nl| delete_interface(nl, ifname).err());
+        cni_core::phase::mark("bridge:del-link");
         let ipam_result = ipam_thread.map(|t| t.join().unwrap_or_else(|_| Err(crashed("IPAM"))));
         let rules = rules_thread
             .join()

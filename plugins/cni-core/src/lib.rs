@@ -12,6 +12,7 @@ pub mod env;
 pub mod error;
 pub mod fault;
 pub mod lock;
+pub mod phase;
 pub mod result;
 pub mod skel;
 pub mod validate;

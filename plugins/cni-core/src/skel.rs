@@ -309,6 +309,7 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
         let _ = std::io::stdout()
             .write_all(pretty(&err.to_json(CniVersion::LATEST.as_str())).as_bytes());
     }));
+    crate::phase::mark("start");
     let outcome = dispatch(
         &plugin,
         &|k| std::env::var(k).ok(),
@@ -317,6 +318,7 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
     let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
     let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
     let _ = std::io::stdout().flush();
+    crate::phase::mark("exit");
     std::process::exit(outcome.exit_code)
 }
 

@@ -174,6 +174,7 @@ impl FirewallBackend for IptablesFirewall {
 
     fn add(&self, fw: &ContainerFirewall) -> Result<(), FirewallError> {
         let _guard = self.lock.acquire()?;
+        cni_core::phase::mark("firewall:lock");
         let families: Vec<IpFamily> = IpFamily::ALL
             .into_iter()
             .filter(|f| !family_ips(&fw.ips, *f).is_empty())
@@ -222,6 +223,7 @@ impl FirewallBackend for IptablesFirewall {
                 );
             }
         }
+        cni_core::phase::mark("firewall:rules");
         let (done, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
         let Some((_, Err(error))) = failed.into_iter().next() else {
             return Ok(());
@@ -246,9 +248,15 @@ impl FirewallBackend for IptablesFirewall {
             .nf
             .as_deref()
             .is_some_and(|nf| quick_teardown(nf, &teardown.owner).unwrap_or(false));
+        cni_core::phase::mark(if quick {
+            "firewall:netlink-teardown"
+        } else {
+            "firewall:netlink-read"
+        });
         if !quick {
             let owner = |o: &Owner| *o == teardown.owner;
             self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?;
+            cni_core::phase::mark("firewall:teardown");
         }
         self.ledger()
             .forget(&teardown.owner)
