@@ -7,14 +7,15 @@
 //!   of containers. When all are there the caller appends with a batch holding no `-C`.
 //! - DEL: `CNI-FORWARD` is read once and the attachment's owner-tagged rules are deleted by
 //!   handle in one transaction, when that is all a full teardown would do: another container
-//!   still relies on each bridge's isolation rules and the chain keeps other containers' rules.
-//!   The bridge's last container, a chain about to become idle, or anything unexpected goes to
-//!   the full teardown, which reads the table with `iptables-save`.
+//!   still relies on each bridge's isolation rules, the chain keeps other containers' rules, and
+//!   every rule in it is either owner-tagged or the admin jump. The bridge's last container, a
+//!   chain about to become idle, a rule of the Go plugin's or an operator's, or anything
+//!   unexpected goes to the full teardown, which reads the table with `iptables-save`.
 
 use std::collections::HashMap;
 
 use super::plan::shared_requirements;
-use super::rules::{Args, FILTER, PRIV_CHAIN};
+use super::rules::{ADMIN_COMMENT, Args, FILTER, PRIV_CHAIN};
 use crate::NetfilterError;
 use crate::firewall::{ContainerFirewall, IngressPolicy, Isolation, Owner, OwnerTag};
 use crate::iptables::IpFamily;
@@ -82,7 +83,11 @@ fn family_plan(
                 }
             }
             Some(tag) => others.push(tag),
-            None => {}
+            // A rule without an owner: the admin jump, or one the Go plugin (uncommented, for
+            // a container it added) or an operator put here. Only the full teardown attributes
+            // those (to a prevResult's addresses, to bridges by route).
+            None if rule.comment().as_deref() == Some(ADMIN_COMMENT) => {}
+            None => return Ok(None),
         }
     }
     if mine.is_empty() {

@@ -265,3 +265,49 @@ fn a_lock_dir_beside_the_ledger_is_all_the_netlink_paths_need() {
         2
     );
 }
+
+/// Next to containers the Go plugin added (uncommented rules), and for a container whose
+/// Go-made rules our ADD repeated: DEL takes the full teardown, which also removes the Go rules
+/// for the `prevResult` addresses, and both paths end in the same tables.
+#[test]
+fn next_to_go_made_rules_del_takes_the_full_teardown() {
+    use super::super::tests::{GO_V4, GO_V6, ips};
+    use crate::firewall::{Owner, Teardown};
+    let plain = world();
+    let nf = nf_world();
+    for w in [&plain, &nf] {
+        w.kernel.load(IpFamily::V4, GO_V4);
+        w.kernel.load(IpFamily::V6, GO_V6);
+        // ctr1 was added by the Go plugin; a repeated ADD of it now comes to us.
+        w.add(&fw("cnixnet", "ctr1", &["10.99.0.2/24"], SAME, "cnix0"));
+        w.add(&fw("cnixnet", "ctr3", &["10.99.0.3/24"], SAME, "cnix0"));
+        w.kernel.take_calls();
+    }
+    nf.kernel.take_nf_calls();
+    let teardown = Teardown::new(
+        Owner::new("cnixnet", "ctr1", "eth0"),
+        &ips(&["10.99.0.2"]),
+        None,
+    )
+    .unwrap();
+    plain.backend.del(&teardown).unwrap();
+    nf.backend.del(&teardown).unwrap();
+    assert!(
+        nf.kernel
+            .take_calls()
+            .contains(&"iptables-save -t filter".to_owned()),
+        "full teardown"
+    );
+    for family in IpFamily::ALL {
+        assert_eq!(
+            nf.kernel.state(family),
+            plain.kernel.state(family),
+            "{family:?}"
+        );
+    }
+    let v4 = nf.kernel.save(IpFamily::V4);
+    assert!(
+        !v4.contains("10.99.0.2/32"),
+        "Go and our rules for ctr1 gone:\n{v4}"
+    );
+}
