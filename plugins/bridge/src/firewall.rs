@@ -28,6 +28,10 @@ fn runner() -> Arc<dyn CommandRunner> {
     Arc::new(SystemRunner)
 }
 
+/// How a masquerade backend is chosen (`masquerade::select_backend` or its netlink variant).
+type SelectBackend =
+    fn(Option<&str>, Arc<dyn CommandRunner>) -> Result<Box<dyn MasqueradeBackend>, NetfilterError>;
+
 /// The masquerade rules of one attachment. The backend is chosen on first use, so a DEL of a
 /// network without `ipMasq` runs no firewall tool at all.
 pub struct MasqueradeRules<'a> {
@@ -54,7 +58,12 @@ impl<'a> MasqueradeRules<'a> {
     }
 
     fn backend(&self) -> Result<Box<dyn MasqueradeBackend>, CniError> {
-        masquerade::select_backend(self.backend_name, runner()).map_err(|e| match e {
+        self.backend_from(masquerade::select_backend)
+    }
+
+    /// The configured backend as `select` builds it.
+    fn backend_from(&self, select: SelectBackend) -> Result<Box<dyn MasqueradeBackend>, CniError> {
+        select(self.backend_name, runner()).map_err(|e| match e {
             NetfilterError::UnknownBackend { .. } => CniError::invalid_config(e.to_string()),
             other => firewall_error("failed to choose the ipMasq backend", &other),
         })
@@ -96,7 +105,8 @@ impl Masquerade for MasqueradeRules<'_> {
     /// Only in the configured (or default) backend: the config must not change between ADD
     /// and DEL, and looking into the other backend costs an exec per DEL. GC looks in both.
     fn teardown(&self) -> Result<(), CniError> {
-        self.backend()?
+        // DEL only: deleting over netlink needs no iptables read of `nat`.
+        self.backend_from(masquerade::select_backend_with_netlink)?
             .teardown(self.network, self.container_id, self.ifname)
             .map_err(|e| firewall_error("failed to tear down IP masquerade", &e))
     }

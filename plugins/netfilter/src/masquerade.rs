@@ -13,6 +13,7 @@ pub use self::iptables::IptablesMasquerade;
 pub use self::nftables::{NftablesMasquerade, instance_comment, instance_hash, network_hash};
 use crate::NetfilterError;
 use crate::exec::{self, CommandRunner};
+use crate::nfnl::{IptablesFlavor, NfnlRules};
 
 /// Masquerading of an attachment's addresses behind the host's, as the bridge plugin's
 /// `ipMasq: true` asks for.
@@ -116,11 +117,34 @@ pub fn select_backend(
     requested: Option<&str>,
     runner: Arc<dyn CommandRunner>,
 ) -> Result<Box<dyn MasqueradeBackend>, NetfilterError> {
-    let kind = match requested {
-        Some(name) => BackendKind::parse(name)?,
-        None => BackendKind::detect(&runner),
-    };
-    Ok(kind.backend(runner))
+    Ok(requested_kind(requested, &runner)?.backend(runner))
+}
+
+fn requested_kind(
+    requested: Option<&str>,
+    runner: &Arc<dyn CommandRunner>,
+) -> Result<BackendKind, NetfilterError> {
+    match requested {
+        Some(name) => BackendKind::parse(name),
+        None => Ok(BackendKind::detect(runner)),
+    }
+}
+
+/// [`select_backend`], with the iptables backend also tearing down over nf_tables netlink
+/// unless the host's iptables is iptables-legacy (see [`crate::nfnl::iptables_flavor`]).
+pub fn select_backend_with_netlink(
+    requested: Option<&str>,
+    runner: Arc<dyn CommandRunner>,
+) -> Result<Box<dyn MasqueradeBackend>, NetfilterError> {
+    let kind = requested_kind(requested, &runner)?;
+    let flavor = crate::nfnl::iptables_flavor();
+    Ok(match (kind, flavor) {
+        (BackendKind::Iptables, IptablesFlavor::Nft | IptablesFlavor::Unknown) => Box::new(
+            IptablesMasquerade::new(runner)
+                .with_nf_rules(Arc::new(NfnlRules), flavor == IptablesFlavor::Nft),
+        ),
+        _ => kind.backend(runner),
+    })
 }
 
 /// Tear the attachment down in **both** backends, as the reference DEL does (the attachment may

@@ -9,7 +9,8 @@
 //! - [`NfRules::list`] dumps one chain (the kernel filters by table and chain) and can stop
 //!   after the first few rules, so checking that a jump sits at the top of a long chain costs
 //!   the same at any length;
-//! - [`NfRules::delete`] removes rules by handle in one nf_tables transaction: all or none.
+//! - [`NfRules::delete_all`] removes rules by handle, flushes and deletes chains in one nf_tables
+//!   transaction: all or none.
 //!
 //! Writes of new rules stay with `iptables-restore`, so every rule keeps the exact encoding
 //! iptables-nft gives it. This is not used when the host's `iptables` is iptables-legacy
@@ -19,8 +20,6 @@ mod encode;
 mod rule;
 mod socket;
 
-use std::path::Path;
-
 pub use encode::rule_from_args;
 pub use rule::{Expr, NftRule, Verdict};
 pub use socket::NfnlRules;
@@ -28,6 +27,28 @@ pub use socket::NfnlRules;
 use crate::NetfilterError;
 use crate::exec::SystemRunner;
 use crate::iptables::IpFamily;
+
+/// One step of a deletion transaction ([`NfRules::delete_all`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion<'a> {
+    /// The rule `handle` of `chain`.
+    Rule {
+        /// Its chain.
+        chain: &'a str,
+        /// Its handle.
+        handle: u64,
+    },
+    /// Every rule of `chain` (`iptables -F`).
+    Flush {
+        /// The chain.
+        chain: &'a str,
+    },
+    /// The (empty, unreferenced) chain itself (`iptables -X`).
+    Chain {
+        /// The chain.
+        chain: &'a str,
+    },
+}
 
 /// nf_tables as iptables-nft lays it out, read and pruned over netlink.
 pub trait NfRules: Send + Sync {
@@ -41,34 +62,81 @@ pub trait NfRules: Send + Sync {
         limit: Option<usize>,
     ) -> Result<Vec<NftRule>, NetfilterError>;
 
-    /// Delete the rules `handles` of `chain` in one transaction: either all go or, when one of
-    /// them no longer exists, none does (and the error says so).
+    /// Whether `chain` exists in table `table` of `family`.
+    fn has_chain(&self, family: IpFamily, table: &str, chain: &str)
+    -> Result<bool, NetfilterError>;
+
+    /// Apply `steps` in one transaction: either all take effect or, when one fails (a rule
+    /// that no longer exists, a chain still referenced), none does and the error says why.
+    fn delete_all(
+        &self,
+        family: IpFamily,
+        table: &str,
+        steps: &[Deletion<'_>],
+    ) -> Result<(), NetfilterError>;
+
+    /// Delete the rules `handles` of `chain` in one transaction (see [`NfRules::delete_all`]).
     fn delete(
         &self,
         family: IpFamily,
         table: &str,
         chain: &str,
         handles: &[u64],
-    ) -> Result<(), NetfilterError>;
+    ) -> Result<(), NetfilterError> {
+        let steps: Vec<Deletion<'_>> = handles
+            .iter()
+            .map(|&handle| Deletion::Rule { chain, handle })
+            .collect();
+        self.delete_all(family, table, &steps)
+    }
 }
 
-/// Whether `iptables` or `ip6tables` on this host's `PATH` is iptables-legacy (the
-/// `xtables-legacy-multi` binary behind the alternatives' symlinks), whose rules are not in
-/// nf_tables. Decided from the file system, without running anything. Any other binary (the
-/// nft variant, or a wrapper script) counts as possibly nft: the callers only act on what the
-/// kernel shows them and fall back to the tools otherwise.
+/// Which iptables the host's `PATH` leads to, told by the binary behind the alternatives'
+/// symlinks, without running anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IptablesFlavor {
+    /// Both `iptables` and `ip6tables` are `xtables-nft-multi`: their rules are in nf_tables,
+    /// and what netlink does not show is not there.
+    Nft,
+    /// One of them is iptables-legacy: its rules are not in nf_tables at all.
+    Legacy,
+    /// Anything else (a wrapper script, say): netlink may be used for what it shows, but
+    /// absence proves nothing.
+    Unknown,
+}
+
+/// The host's [`IptablesFlavor`].
+pub fn iptables_flavor() -> IptablesFlavor {
+    let names: Vec<Option<String>> = ["iptables", "ip6tables"]
+        .iter()
+        .map(|tool| {
+            SystemRunner::resolve(tool)
+                .and_then(|path| path.canonicalize().ok())
+                .and_then(|real| real.file_name()?.to_str().map(str::to_owned))
+        })
+        .collect();
+    flavor_of(&names)
+}
+
+fn flavor_of(names: &[Option<String>]) -> IptablesFlavor {
+    let is = |name: &Option<String>, test: &dyn Fn(&str) -> bool| name.as_deref().is_some_and(test);
+    if names.iter().any(|n| is(n, &is_legacy_binary)) {
+        IptablesFlavor::Legacy
+    } else if names.iter().all(|n| is(n, &|b| b == "xtables-nft-multi")) {
+        IptablesFlavor::Nft
+    } else {
+        IptablesFlavor::Unknown
+    }
+}
+
+/// Whether `iptables` or `ip6tables` on this host's `PATH` is iptables-legacy (see
+/// [`iptables_flavor`]).
 pub fn iptables_is_legacy() -> bool {
-    ["iptables", "ip6tables"].iter().any(|tool| {
-        SystemRunner::resolve(tool)
-            .and_then(|path| path.canonicalize().ok())
-            .is_some_and(|real| is_legacy_binary(&real))
-    })
+    iptables_flavor() == IptablesFlavor::Legacy
 }
 
-fn is_legacy_binary(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|name| name.to_str())
-        .is_some_and(|name| name.starts_with("xtables-legacy") || name.contains("-legacy"))
+fn is_legacy_binary(name: &str) -> bool {
+    name.starts_with("xtables-legacy") || name.contains("-legacy")
 }
 
 #[cfg(test)]
@@ -76,12 +144,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn legacy_is_recognised_by_the_resolved_binary_name() {
-        assert!(is_legacy_binary(Path::new(
-            "/usr/sbin/xtables-legacy-multi"
-        )));
-        assert!(is_legacy_binary(Path::new("/usr/sbin/iptables-legacy")));
-        assert!(!is_legacy_binary(Path::new("/usr/sbin/xtables-nft-multi")));
-        assert!(!is_legacy_binary(Path::new("/tmp/wrapbin/iptables")));
+    fn the_flavor_follows_the_resolved_binaries() {
+        let names = |a: &str, b: &str| [Some(a.to_owned()), Some(b.to_owned())];
+        let nft = "xtables-nft-multi";
+        assert_eq!(flavor_of(&names(nft, nft)), IptablesFlavor::Nft);
+        let legacy = "xtables-legacy-multi";
+        assert_eq!(flavor_of(&names(nft, legacy)), IptablesFlavor::Legacy);
+        assert_eq!(
+            flavor_of(&names("iptables-legacy", nft)),
+            IptablesFlavor::Legacy
+        );
+        assert_eq!(flavor_of(&names("iptables", nft)), IptablesFlavor::Unknown);
+        assert_eq!(
+            flavor_of(&[Some(nft.to_owned()), None]),
+            IptablesFlavor::Unknown
+        );
     }
 }

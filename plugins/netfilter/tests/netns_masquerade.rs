@@ -351,3 +351,52 @@ fn nftables_concurrent_attachments() {
     );
     assert!(host.nft_masq_rules().is_empty());
 }
+
+/// DEL over nf_tables netlink: no exec, the other attachment untouched, both families back to
+/// their baseline, a repeated DEL still clean; a jump from elsewhere keeps the chain busy and
+/// the tools take over.
+#[test]
+#[ignore = "needs root; creates its own netns"]
+fn iptables_nft_teardown_over_netlink_runs_no_tool() {
+    use cni_netfilter::nfnl::NfnlRules;
+    require_root();
+    let host = Netns::new("masqnl");
+    let base = (host.iptables_state(false), host.iptables_state(true));
+    let runner = Arc::new(CountingRunner::default());
+    let b = IptablesMasquerade::new(runner.clone()).with_nf_rules(Arc::new(NfnlRules), true);
+    let _in = host.enter();
+    b.setup("cnixnet", "ctr1", "eth0", &nets(&DUAL)).unwrap();
+    let with_one = (host.iptables_state(false), host.iptables_state(true));
+    b.setup("cnixnet", "ctr2", "eth0", &nets(&["10.99.0.3/24"]))
+        .unwrap();
+    runner.take();
+    b.teardown("cnixnet", "ctr2", "eth0").unwrap();
+    assert_eq!(runner.total(), 0, "teardown ran a tool");
+    assert_eq!(
+        (host.iptables_state(false), host.iptables_state(true)),
+        with_one
+    );
+    b.teardown("cnixnet", "ctr2", "eth0").unwrap();
+    assert_eq!(runner.total(), 0, "repeated teardown ran a tool");
+
+    // Someone jumps to ctr1's chain from a chain of their own: the transaction fails as a
+    // whole and the tools remove that jump with the rest, as before.
+    host.exec("iptables", &["-t", "nat", "-N", "CUSTOM"]);
+    host.exec(
+        "iptables",
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "CUSTOM",
+            "-j",
+            "CNI-89724df900daa5db77d08f33",
+        ],
+    );
+    b.teardown("cnixnet", "ctr1", "eth0").unwrap();
+    assert!(runner.total() > 0, "the tools took over");
+    assert_eq!(
+        (host.iptables_state(false), host.iptables_state(true)),
+        base
+    );
+}

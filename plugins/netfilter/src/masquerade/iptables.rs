@@ -10,8 +10,10 @@
 //! ADD is one `iptables-restore --noflush -w` per family that creates the chain with `-N`; only
 //! when the chain already exists (a repeated or interrupted ADD) does it read the table. Every
 //! other operation is one `iptables-save -t nat` plus (only if something must change) one
-//! `iptables-restore --noflush -w` per family.
+//! `iptables-restore --noflush -w` per family — except DEL with iptables-nft, which deletes the
+//! jumps, rules and chain over netlink in one transaction ([`netlink`]).
 
+mod netlink;
 mod plan;
 
 use std::collections::{BTreeMap, HashSet};
@@ -24,6 +26,7 @@ use crate::NetfilterError;
 use crate::exec::CommandRunner;
 use crate::iptables::{IpFamily, Iptables, RestoreBatch, SavedTable, per_family};
 use crate::names;
+use crate::nfnl::NfRules;
 
 pub(crate) use plan::{check_family, first_setup_batch, gc_chains, setup_batch, teardown_batch};
 
@@ -31,6 +34,7 @@ pub(crate) use plan::{check_family, first_setup_batch, gc_chains, setup_batch, t
 #[derive(Clone)]
 pub struct IptablesMasquerade {
     runner: Arc<dyn CommandRunner>,
+    nf: Option<(Arc<dyn NfRules>, bool)>,
 }
 
 impl std::fmt::Debug for IptablesMasquerade {
@@ -42,7 +46,28 @@ impl std::fmt::Debug for IptablesMasquerade {
 impl IptablesMasquerade {
     /// The backend over `runner`.
     pub fn new(runner: Arc<dyn CommandRunner>) -> Self {
-        Self { runner }
+        Self { runner, nf: None }
+    }
+
+    /// Tear down through `nf` (iptables-nft's tables over netlink) instead of reading `nat` with
+    /// `iptables-save`. With `trust_absence` (the host's iptables is known to be iptables-nft,
+    /// see [`crate::nfnl::IptablesFlavor`]) nothing in nf_tables means nothing to remove;
+    /// without it the tools look too.
+    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>, trust_absence: bool) -> Self {
+        self.nf = Some((nf, trust_absence));
+        self
+    }
+
+    /// One family's teardown over netlink; `false` when the tools must do it.
+    fn netlink_teardown(&self, family: IpFamily, chain: &str) -> bool {
+        let Some((nf, trust_absence)) = &self.nf else {
+            return false;
+        };
+        match netlink::teardown_family(nf.as_ref(), family, chain) {
+            Ok(netlink::Outcome::Removed) => true,
+            Ok(netlink::Outcome::Absent) => *trust_absence,
+            Err(_) => false,
+        }
     }
 
     fn tools(&self, family: IpFamily) -> Iptables {
@@ -152,6 +177,9 @@ impl MasqueradeBackend for IptablesMasquerade {
         validate(network, container_id)?;
         let chain = names::chain_name("", network, container_id);
         let errors = per_family(&IpFamily::ALL, |family| {
+            if self.netlink_teardown(family, &chain) {
+                return Ok(());
+            }
             self.converge_removal(family, |saved| teardown_batch(saved, &[chain.as_str()]))
         })
         .into_iter()

@@ -317,6 +317,14 @@ impl NftRule {
         })
     }
 
+    /// The chain this rule jumps to (`-j <chain>`), whatever it matches.
+    pub fn jump_target(&self) -> Option<&str> {
+        self.exprs.iter().find_map(|e| match e {
+            Expr::Verdict(Verdict::Jump(chain)) => Some(chain.as_str()),
+            _ => None,
+        })
+    }
+
     /// The rule as `iptables-save` prints it after `-A <chain>`, for rules made only of
     /// `[!] -i`, `[!] -o`, `-m comment` and a standard verdict; `None` for any other rule (an
     /// address, another match, a target extension), which this reader does not interpret.

@@ -13,12 +13,15 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
 use nix::sys::time::TimeVal;
 
-use super::NfRules;
 use super::rule::{NftRule, RuleMessage};
+use super::{Deletion, NfRules};
 use crate::NetfilterError;
 use crate::iptables::IpFamily;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
@@ -27,6 +30,8 @@ const NFNL_MSG_BATCH_END: u16 = 17;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
 const AF_UNSPEC: u8 = 0;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
@@ -159,17 +164,9 @@ impl NfRules for NfnlRules {
         limit: Option<usize>,
     ) -> Result<Vec<NftRule>, NetfilterError> {
         const OP: &str = "list rules";
-        let socket = open(OP)?;
         let seq = 1;
-        let request = Request {
-            kind: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
-            family: nfproto(family),
-            res_id: 0,
-            attrs: vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)],
-        };
-        socket
-            .send(&message(request, NLM_F_REQUEST | NLM_F_DUMP, seq), 0)
-            .map_err(failed(OP))?;
+        let attrs = vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)];
+        let socket = ask(OP, NFT_MSG_GETRULE, family, attrs, NLM_F_DUMP)?;
         let mut rules = Vec::new();
         if limit == Some(0) {
             return Ok(rules);
@@ -180,15 +177,7 @@ impl NfRules for NfnlRules {
             }
             match msg.payload {
                 NetlinkPayload::Done(_) => Ok(Some(())),
-                NetlinkPayload::Error(e) => match e.code {
-                    None => Ok(Some(())),
-                    // No such table or chain: nothing in it.
-                    Some(code) if -code.get() == libc_enoent() => Ok(Some(())),
-                    Some(code) => Err(NetfilterError::Nfnl {
-                        op: OP,
-                        source: io::Error::from_raw_os_error(-code.get()),
-                    }),
-                },
+                NetlinkPayload::Error(e) => end_of_reply(OP, e.code).map(Some),
                 NetlinkPayload::InnerMessage(reply)
                     if reply.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE =>
                 {
@@ -205,15 +194,42 @@ impl NfRules for NfnlRules {
         Ok(rules)
     }
 
-    fn delete(
+    fn has_chain(
         &self,
         family: IpFamily,
         table: &str,
         chain: &str,
-        handles: &[u64],
+    ) -> Result<bool, NetfilterError> {
+        const OP: &str = "look up a chain";
+        let attrs = vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)];
+        let socket = ask(OP, NFT_MSG_GETCHAIN, family, attrs, NLM_F_ACK)?;
+        let mut found = false;
+        receive(&socket, OP, |msg| {
+            if msg.header.sequence_number != 1 {
+                return Ok(None);
+            }
+            match msg.payload {
+                NetlinkPayload::InnerMessage(reply)
+                    if reply.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN =>
+                {
+                    found = true;
+                    Ok(None)
+                }
+                NetlinkPayload::Error(e) => end_of_reply(OP, e.code).map(Some),
+                _ => Ok(None),
+            }
+        })?;
+        Ok(found)
+    }
+
+    fn delete_all(
+        &self,
+        family: IpFamily,
+        table: &str,
+        steps: &[Deletion<'_>],
     ) -> Result<(), NetfilterError> {
         const OP: &str = "delete rules";
-        if handles.is_empty() {
+        if steps.is_empty() {
             return Ok(());
         }
         let socket = open(OP)?;
@@ -224,20 +240,35 @@ impl NfRules for NfnlRules {
             attrs: Vec::new(),
         };
         let mut buf = message(batch(NFNL_MSG_BATCH_BEGIN), NLM_F_REQUEST, 1);
-        for (i, handle) in handles.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
+            let (kind, attrs) = match *step {
+                Deletion::Rule { chain, handle } => (
+                    NFT_MSG_DELRULE,
+                    vec![
+                        text(NFTA_RULE_TABLE, table),
+                        text(NFTA_RULE_CHAIN, chain),
+                        DefaultNla::new(NFTA_RULE_HANDLE, handle.to_be_bytes().to_vec()),
+                    ],
+                ),
+                // A rule deletion naming only the chain removes all of its rules.
+                Deletion::Flush { chain } => (
+                    NFT_MSG_DELRULE,
+                    vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)],
+                ),
+                Deletion::Chain { chain } => (
+                    NFT_MSG_DELCHAIN,
+                    vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)],
+                ),
+            };
             let request = Request {
-                kind: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE,
+                kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
                 family: nfproto(family),
                 res_id: 0,
-                attrs: vec![
-                    text(NFTA_RULE_TABLE, table),
-                    text(NFTA_RULE_CHAIN, chain),
-                    DefaultNla::new(NFTA_RULE_HANDLE, handle.to_be_bytes().to_vec()),
-                ],
+                attrs,
             };
             buf.extend(message(request, NLM_F_REQUEST | NLM_F_ACK, 2 + i as u32));
         }
-        let end = 2 + handles.len() as u32;
+        let end = 2 + steps.len() as u32;
         buf.extend(message(batch(NFNL_MSG_BATCH_END), NLM_F_REQUEST, end));
         socket.send(&buf, 0).map_err(failed(OP))?;
         // The kernel answers every message that asked for an ACK (or failed) once the whole
@@ -258,7 +289,7 @@ impl NfRules for NfnlRules {
                     return Ok(Some(()));
                 }
             }
-            Ok((answered == handles.len()).then_some(()))
+            Ok((answered == steps.len()).then_some(()))
         })?;
         match first_error {
             None => Ok(()),
@@ -267,6 +298,39 @@ impl NfRules for NfnlRules {
     }
 }
 
-fn libc_enoent() -> i32 {
-    nix::errno::Errno::ENOENT as i32
+/// The end of a read: an ACK, or "no such table or chain" (nothing to read); any other errno
+/// is the request's failure.
+fn end_of_reply(
+    op: &'static str,
+    code: Option<std::num::NonZeroI32>,
+) -> Result<(), NetfilterError> {
+    match code {
+        None => Ok(()),
+        Some(code) if -code.get() == nix::errno::Errno::ENOENT as i32 => Ok(()),
+        Some(code) => Err(NetfilterError::Nfnl {
+            op,
+            source: io::Error::from_raw_os_error(-code.get()),
+        }),
+    }
+}
+
+/// A fresh socket that has sent one `kind` request (sequence number 1) about `family`.
+fn ask(
+    op: &'static str,
+    kind: u16,
+    family: IpFamily,
+    attrs: Vec<DefaultNla>,
+    flags: u16,
+) -> Result<Socket, NetfilterError> {
+    let socket = open(op)?;
+    let request = Request {
+        kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
+        family: nfproto(family),
+        res_id: 0,
+        attrs,
+    };
+    socket
+        .send(&message(request, NLM_F_REQUEST | flags, 1), 0)
+        .map_err(failed(op))?;
+    Ok(socket)
 }

@@ -6,7 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use super::{Emulator, index, lock};
 use crate::NetfilterError;
 use crate::iptables::{IpFamily, SavedTable};
-use crate::nfnl::{NfRules, NftRule, rule_from_args};
+use crate::nfnl::{Deletion, NfRules, NftRule, rule_from_args};
 
 /// A handle derived from the rule itself (and which of its identical copies it is).
 fn handle(chain: &str, args: &[String], copy: usize) -> u64 {
@@ -77,25 +77,40 @@ impl NfRules for Emulator {
         Ok(rules.take(limit.unwrap_or(usize::MAX)).collect())
     }
 
-    fn delete(
+    fn has_chain(
         &self,
         family: IpFamily,
         _table: &str,
         chain: &str,
-        wanted: &[u64],
+    ) -> Result<bool, NetfilterError> {
+        self.nf_call(format!("has {} {chain}", family_name(family)))?;
+        Ok(lock(&self.tables)[index(family)].has_chain(chain))
+    }
+
+    fn delete_all(
+        &self,
+        family: IpFamily,
+        _table: &str,
+        steps: &[Deletion<'_>],
     ) -> Result<(), NetfilterError> {
-        let list: Vec<String> = wanted.iter().map(u64::to_string).collect();
+        let chain = match steps.first() {
+            Some(Deletion::Rule { chain, .. }) => *chain,
+            _ => "?",
+        };
         self.nf_call(format!(
             "delete {} {chain} {}",
             family_name(family),
-            list.len()
+            steps.len()
         ))?;
         let mut tables = lock(&self.tables);
         let t = &mut tables[index(family)];
-        let present = handles(t, chain);
         let mut positions = Vec::new();
-        for h in wanted {
-            let Some((_, i)) = present.iter().find(|(p, _)| p == h) else {
+        for step in steps {
+            let Deletion::Rule { chain, handle } = *step else {
+                unreachable!("the firewall deletes rules only");
+            };
+            let present = handles(t, chain);
+            let Some((_, i)) = present.iter().find(|(p, _)| *p == handle) else {
                 return Err(NetfilterError::Nfnl {
                     op: "delete rules",
                     source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32),
