@@ -62,7 +62,7 @@ impl Service {
         if iptables_is_legacy() {
             service
         } else {
-            service.with_nf_rules(Arc::new(NfnlRules))
+            service.with_nf_rules(Arc::new(NfnlRules::default()))
         }
     }
 

@@ -139,10 +139,12 @@ pub fn select_backend_with_netlink(
     let kind = requested_kind(requested, &runner)?;
     let flavor = crate::nfnl::iptables_flavor();
     Ok(match (kind, flavor) {
-        (BackendKind::Iptables, IptablesFlavor::Nft | IptablesFlavor::Unknown) => Box::new(
-            IptablesMasquerade::new(runner)
-                .with_nf_rules(Arc::new(NfnlRules), flavor == IptablesFlavor::Nft),
-        ),
+        (BackendKind::Iptables, IptablesFlavor::Nft | IptablesFlavor::Unknown) => {
+            Box::new(IptablesMasquerade::new(runner).with_nf_rules(
+                Arc::new(NfnlRules::default()),
+                flavor == IptablesFlavor::Nft,
+            ))
+        }
         _ => kind.backend(runner),
     })
 }

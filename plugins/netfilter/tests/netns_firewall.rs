@@ -185,7 +185,11 @@ fn iptables_nft_add_check_del_gc_return_to_baseline() {
 #[test]
 #[ignore = "needs root; creates its own netns"]
 fn iptables_nft_with_netlink_reads_add_check_del_gc_return_to_baseline() {
-    round_trip(Arc::new(SystemRunner), false, Some(Arc::new(NfnlRules)));
+    round_trip(
+        Arc::new(SystemRunner),
+        false,
+        Some(Arc::new(NfnlRules::default())),
+    );
 }
 
 #[test]
@@ -199,7 +203,11 @@ fn iptables_legacy_add_check_del_gc_return_to_baseline() {
 #[test]
 #[ignore = "needs root; creates its own netns"]
 fn iptables_legacy_with_a_netlink_reader_still_returns_to_baseline() {
-    round_trip(Arc::new(LegacyRunner), true, Some(Arc::new(NfnlRules)));
+    round_trip(
+        Arc::new(LegacyRunner),
+        true,
+        Some(Arc::new(NfnlRules::default())),
+    );
 }
 
 #[test]

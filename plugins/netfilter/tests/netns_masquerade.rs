@@ -363,7 +363,8 @@ fn iptables_nft_teardown_over_netlink_runs_no_tool() {
     let host = Netns::new("masqnl");
     let base = (host.iptables_state(false), host.iptables_state(true));
     let runner = Arc::new(CountingRunner::default());
-    let b = IptablesMasquerade::new(runner.clone()).with_nf_rules(Arc::new(NfnlRules), true);
+    let b =
+        IptablesMasquerade::new(runner.clone()).with_nf_rules(Arc::new(NfnlRules::default()), true);
     let _in = host.enter();
     b.setup("cnixnet", "ctr1", "eth0", &nets(&DUAL)).unwrap();
     let with_one = (host.iptables_state(false), host.iptables_state(true));

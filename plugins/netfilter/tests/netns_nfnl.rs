@@ -77,7 +77,9 @@ fn what_netlink_reads_is_what_iptables_save_prints() {
             "CNI-ISOLATION-STAGE-1",
             "CNI-ISOLATION-STAGE-2",
         ] {
-            let read = NfnlRules.list(family, "filter", chain, None).unwrap();
+            let read = NfnlRules::default()
+                .list(family, "filter", chain, None)
+                .unwrap();
             let want: Vec<_> = table.rules_in(chain).collect();
             assert_eq!(read.len(), want.len(), "{family:?} {chain}");
             for (got, want) in read.iter().zip(&want) {
@@ -108,7 +110,7 @@ fn a_limited_read_stops_early_and_a_missing_chain_or_table_is_empty() {
     let _in = ns.enter();
     // No filter table in nf_tables yet at all.
     assert!(
-        NfnlRules
+        NfnlRules::default()
             .list(IpFamily::V4, "filter", "FORWARD", None)
             .unwrap()
             .is_empty()
@@ -124,21 +126,23 @@ fn a_limited_read_stops_early_and_a_missing_chain_or_table_is_empty() {
     }));
     restore(&ns, "iptables-restore", &lines);
     let _in = ns.enter();
-    let all = NfnlRules.list(IpFamily::V4, "filter", "BIG", None).unwrap();
+    let all = NfnlRules::default()
+        .list(IpFamily::V4, "filter", "BIG", None)
+        .unwrap();
     assert_eq!(all.len(), 600, "a dump over several datagrams");
     assert_eq!(all[599].comment().as_deref(), Some("rule 599"));
-    let top = NfnlRules
+    let top = NfnlRules::default()
         .list(IpFamily::V4, "filter", "BIG", Some(3))
         .unwrap();
     assert_eq!(top, all[..3].to_vec());
     assert!(
-        NfnlRules
+        NfnlRules::default()
             .list(IpFamily::V4, "filter", "NOPE", None)
             .unwrap()
             .is_empty()
     );
     assert!(
-        NfnlRules
+        NfnlRules::default()
             .list(IpFamily::V6, "filter", "BIG", None)
             .unwrap()
             .is_empty()
@@ -153,7 +157,7 @@ fn delete_removes_exactly_the_handles_and_all_or_nothing() {
     restore(&ns, "iptables-restore", &sample_rules(false));
     let before = saved(&ns, "iptables-save");
     let _in = ns.enter();
-    let rules = NfnlRules
+    let rules = NfnlRules::default()
         .list(IpFamily::V4, "filter", "CNI-FORWARD", None)
         .unwrap();
     let owned: Vec<u64> = rules
@@ -164,14 +168,14 @@ fn delete_removes_exactly_the_handles_and_all_or_nothing() {
     assert_eq!(owned.len(), 2);
     // One stale handle spoils the batch: nothing is deleted.
     let stale = rules.iter().map(|r| r.handle).max().unwrap() + 1000;
-    let err = NfnlRules
+    let err = NfnlRules::default()
         .delete(IpFamily::V4, "filter", "CNI-FORWARD", &[owned[0], stale])
         .unwrap_err();
     assert!(err.to_string().contains("delete rules"), "{err}");
     drop(_in);
     assert_eq!(saved(&ns, "iptables-save").rules, before.rules);
     let _in = ns.enter();
-    NfnlRules
+    NfnlRules::default()
         .delete(IpFamily::V4, "filter", "CNI-FORWARD", &owned)
         .unwrap();
     drop(_in);
@@ -205,7 +209,7 @@ fn later_containers_cost_one_exec_to_add_and_none_to_delete() {
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let runner = Arc::new(CountingRunner::default());
     let with_nf = IptablesFirewall::new(runner.clone(), HostLock::in_dir(d1.path()))
-        .with_nf_rules(Arc::new(NfnlRules));
+        .with_nf_rules(Arc::new(NfnlRules::default()));
     let tools_only = IptablesFirewall::new(
         Arc::new(CountingRunner::default()),
         HostLock::in_dir(d2.path()),
@@ -261,4 +265,51 @@ fn later_containers_cost_one_exec_to_add_and_none_to_delete() {
         "{:?}",
         state(&fast)
     );
+}
+
+/// One reader serves many requests on its shared socket, and follows the thread into another
+/// namespace instead of answering from the first one.
+#[test]
+#[ignore = "needs root; creates its own netns"]
+fn one_reader_serves_many_requests_and_follows_the_namespace() {
+    use cni_netfilter::nfnl::Deletion;
+    require_root();
+    let (a, b) = (Netns::new("nfsha"), Netns::new("nfshb"));
+    restore(
+        &a,
+        "iptables-restore",
+        &[
+            ":ONLY-A - [0:0]".to_owned(),
+            "-A ONLY-A -j RETURN".to_owned(),
+        ],
+    );
+    restore(&b, "iptables-restore", &[":ONLY-B - [0:0]".to_owned()]);
+    let nf = NfnlRules::default();
+    {
+        let _in = a.enter();
+        for _ in 0..20 {
+            assert!(nf.has_chain(IpFamily::V4, "filter", "ONLY-A").unwrap());
+            assert!(!nf.has_chain(IpFamily::V4, "filter", "ONLY-B").unwrap());
+            assert_eq!(
+                nf.list(IpFamily::V4, "filter", "ONLY-A", None)
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+        // A failed transaction leaves the reader usable.
+        let gone = Deletion::Rule {
+            chain: "ONLY-A",
+            handle: u64::MAX,
+        };
+        assert!(nf.delete_all(IpFamily::V4, "filter", &[gone]).is_err());
+        let flush = Deletion::Flush { chain: "ONLY-A" };
+        let chain = Deletion::Chain { chain: "ONLY-A" };
+        nf.delete_all(IpFamily::V4, "filter", &[flush, chain])
+            .unwrap();
+        assert!(!nf.has_chain(IpFamily::V4, "filter", "ONLY-A").unwrap());
+    }
+    let _in = b.enter();
+    assert!(nf.has_chain(IpFamily::V4, "filter", "ONLY-B").unwrap());
+    assert!(!nf.has_chain(IpFamily::V4, "filter", "ONLY-A").unwrap());
 }

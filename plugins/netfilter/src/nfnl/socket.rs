@@ -1,8 +1,8 @@
 //! The real [`NfRules`]: nfnetlink requests on a blocking netlink socket (netlink-sys), framed
-//! with netlink-packet-core. A socket lives for one request, so abandoning a dump half-way
-//! is just closing it.
+//! with netlink-packet-core.
 
 use std::io;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use netlink_packet_core::{
@@ -152,8 +152,62 @@ fn receive<T>(
 }
 
 /// nf_tables over netlink in the calling thread's network namespace.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NfnlRules;
+///
+/// Requests share one socket per namespace: closing a netfilter netlink socket waits for the
+/// kernel to finish freeing what recent transactions (anyone's) removed — an RCU grace period,
+/// milliseconds — so a plugin pays that once, at exit, instead of once per request. A dump cut
+/// short ([`NfRules::list`] with a limit) takes a socket of its own, closed half-way.
+#[derive(Debug, Default)]
+pub struct NfnlRules {
+    shared: Mutex<Option<Shared>>,
+}
+
+/// The shared socket, the namespace it belongs to and the last sequence number used.
+#[derive(Debug)]
+struct Shared {
+    socket: Socket,
+    netns: (u64, u64),
+    seq: u32,
+}
+
+/// (device, inode) of the calling thread's network namespace.
+fn current_netns(op: &'static str) -> Result<(u64, u64), NetfilterError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata("/proc/thread-self/ns/net").map_err(failed(op))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+impl NfnlRules {
+    /// Run `request` on the shared socket (opened in this thread's namespace when there is none
+    /// for it yet) with `count` fresh sequence numbers starting at the one it is given. A
+    /// failed request drops the socket: what it left unread must not meet the next one.
+    fn with_socket<T>(
+        &self,
+        op: &'static str,
+        count: u32,
+        request: impl FnOnce(&Socket, u32) -> Result<T, NetfilterError>,
+    ) -> Result<T, NetfilterError> {
+        let netns = current_netns(op)?;
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if shared.as_ref().is_none_or(|s| s.netns != netns) {
+            *shared = Some(Shared {
+                socket: open(op)?,
+                netns,
+                seq: 0,
+            });
+        }
+        let Some(conn) = shared.as_mut() else {
+            unreachable!("set just above");
+        };
+        let first = conn.seq.wrapping_add(1).max(1);
+        conn.seq = first.wrapping_add(count);
+        let result = request(&conn.socket, first);
+        if result.is_err() {
+            *shared = None;
+        }
+        result
+    }
+}
 
 impl NfRules for NfnlRules {
     fn list(
@@ -164,33 +218,39 @@ impl NfRules for NfnlRules {
         limit: Option<usize>,
     ) -> Result<Vec<NftRule>, NetfilterError> {
         const OP: &str = "list rules";
-        let seq = 1;
-        let attrs = vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)];
-        let socket = ask(OP, NFT_MSG_GETRULE, family, attrs, NLM_F_DUMP)?;
         let mut rules = Vec::new();
         if limit == Some(0) {
             return Ok(rules);
         }
-        receive(&socket, OP, |msg| {
-            if msg.header.sequence_number != seq {
-                return Ok(None);
-            }
-            match msg.payload {
-                NetlinkPayload::Done(_) => Ok(Some(())),
-                NetlinkPayload::Error(e) => end_of_reply(OP, e.code).map(Some),
-                NetlinkPayload::InnerMessage(reply)
-                    if reply.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE =>
-                {
-                    let parsed = RuleMessage::parse(&reply.attrs)?;
-                    // Kernels that ignore the dump filter send every rule: keep ours only.
-                    if parsed.table == table && parsed.chain == chain {
-                        rules.push(parsed.rule);
-                    }
-                    Ok(limit.filter(|l| rules.len() >= *l).map(|_| ()))
+        let mut read = |socket: &Socket, seq: u32| {
+            let attrs = vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)];
+            ask(socket, OP, seq, NFT_MSG_GETRULE, family, attrs, NLM_F_DUMP)?;
+            receive(socket, OP, |msg| {
+                if msg.header.sequence_number != seq {
+                    return Ok(None);
                 }
-                _ => Ok(None),
-            }
-        })?;
+                match msg.payload {
+                    NetlinkPayload::Done(_) => Ok(Some(())),
+                    NetlinkPayload::Error(e) => end_of_reply(OP, e.code).map(Some),
+                    NetlinkPayload::InnerMessage(reply)
+                        if reply.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE =>
+                    {
+                        let parsed = RuleMessage::parse(&reply.attrs)?;
+                        // Kernels that ignore the dump filter send every rule: keep ours only.
+                        if parsed.table == table && parsed.chain == chain {
+                            rules.push(parsed.rule);
+                        }
+                        Ok(limit.filter(|l| rules.len() >= *l).map(|_| ()))
+                    }
+                    _ => Ok(None),
+                }
+            })
+        };
+        match limit {
+            // Stopping early leaves the rest of the dump coming: a socket of its own.
+            Some(_) => read(&open(OP)?, 1)?,
+            None => self.with_socket(OP, 1, read)?,
+        }
         Ok(rules)
     }
 
@@ -201,25 +261,27 @@ impl NfRules for NfnlRules {
         chain: &str,
     ) -> Result<bool, NetfilterError> {
         const OP: &str = "look up a chain";
-        let attrs = vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)];
-        let socket = ask(OP, NFT_MSG_GETCHAIN, family, attrs, NLM_F_ACK)?;
-        let mut found = false;
-        receive(&socket, OP, |msg| {
-            if msg.header.sequence_number != 1 {
-                return Ok(None);
-            }
-            match msg.payload {
-                NetlinkPayload::InnerMessage(reply)
-                    if reply.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN =>
-                {
-                    found = true;
-                    Ok(None)
+        self.with_socket(OP, 1, |socket, seq| {
+            let attrs = vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)];
+            ask(socket, OP, seq, NFT_MSG_GETCHAIN, family, attrs, NLM_F_ACK)?;
+            let mut found = false;
+            receive(socket, OP, |msg| {
+                if msg.header.sequence_number != seq {
+                    return Ok(None);
                 }
-                NetlinkPayload::Error(e) => end_of_reply(OP, e.code).map(Some),
-                _ => Ok(None),
-            }
-        })?;
-        Ok(found)
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(reply)
+                        if reply.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN =>
+                    {
+                        found = true;
+                        Ok(None)
+                    }
+                    NetlinkPayload::Error(e) => end_of_reply(OP, e.code).map(Some),
+                    _ => Ok(None),
+                }
+            })?;
+            Ok(found)
+        })
     }
 
     fn delete_all(
@@ -232,69 +294,86 @@ impl NfRules for NfnlRules {
         if steps.is_empty() {
             return Ok(());
         }
-        let socket = open(OP)?;
-        let batch = |kind| Request {
-            kind,
-            family: AF_UNSPEC,
-            res_id: NFNL_SUBSYS_NFTABLES,
-            attrs: Vec::new(),
+        self.with_socket(OP, steps.len() as u32 + 2, |socket, base| {
+            transaction(socket, OP, base, family, table, steps)
+        })
+    }
+}
+
+/// Send `steps` as one nf_tables batch (sequence numbers `base` to `base + steps + 1`) and
+/// collect the kernel's answer to each step.
+fn transaction(
+    socket: &Socket,
+    op: &'static str,
+    base: u32,
+    family: IpFamily,
+    table: &str,
+    steps: &[Deletion<'_>],
+) -> Result<(), NetfilterError> {
+    let batch = |kind| Request {
+        kind,
+        family: AF_UNSPEC,
+        res_id: NFNL_SUBSYS_NFTABLES,
+        attrs: Vec::new(),
+    };
+    let mut buf = message(batch(NFNL_MSG_BATCH_BEGIN), NLM_F_REQUEST, base);
+    for (i, step) in steps.iter().enumerate() {
+        let (kind, attrs) = match *step {
+            Deletion::Rule { chain, handle } => (
+                NFT_MSG_DELRULE,
+                vec![
+                    text(NFTA_RULE_TABLE, table),
+                    text(NFTA_RULE_CHAIN, chain),
+                    DefaultNla::new(NFTA_RULE_HANDLE, handle.to_be_bytes().to_vec()),
+                ],
+            ),
+            // A rule deletion naming only the chain removes all of its rules.
+            Deletion::Flush { chain } => (
+                NFT_MSG_DELRULE,
+                vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)],
+            ),
+            Deletion::Chain { chain } => (
+                NFT_MSG_DELCHAIN,
+                vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)],
+            ),
         };
-        let mut buf = message(batch(NFNL_MSG_BATCH_BEGIN), NLM_F_REQUEST, 1);
-        for (i, step) in steps.iter().enumerate() {
-            let (kind, attrs) = match *step {
-                Deletion::Rule { chain, handle } => (
-                    NFT_MSG_DELRULE,
-                    vec![
-                        text(NFTA_RULE_TABLE, table),
-                        text(NFTA_RULE_CHAIN, chain),
-                        DefaultNla::new(NFTA_RULE_HANDLE, handle.to_be_bytes().to_vec()),
-                    ],
-                ),
-                // A rule deletion naming only the chain removes all of its rules.
-                Deletion::Flush { chain } => (
-                    NFT_MSG_DELRULE,
-                    vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)],
-                ),
-                Deletion::Chain { chain } => (
-                    NFT_MSG_DELCHAIN,
-                    vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)],
-                ),
-            };
-            let request = Request {
-                kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
-                family: nfproto(family),
-                res_id: 0,
-                attrs,
-            };
-            buf.extend(message(request, NLM_F_REQUEST | NLM_F_ACK, 2 + i as u32));
-        }
-        let end = 2 + steps.len() as u32;
-        buf.extend(message(batch(NFNL_MSG_BATCH_END), NLM_F_REQUEST, end));
-        socket.send(&buf, 0).map_err(failed(OP))?;
-        // The kernel answers every message that asked for an ACK (or failed) once the whole
-        // transaction was committed or aborted.
-        let mut answered = 0;
-        let mut first_error = None;
-        receive(&socket, OP, |msg| {
-            let seq = msg.header.sequence_number;
-            if let NetlinkPayload::Error(e) = msg.payload {
-                if (2..end).contains(&seq) {
-                    answered += 1;
-                    if let Some(code) = e.code {
-                        first_error.get_or_insert(io::Error::from_raw_os_error(-code.get()));
-                    }
-                } else if let Some(code) = e.code {
-                    // The batch frame itself was refused.
+        let request = Request {
+            kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
+            family: nfproto(family),
+            res_id: 0,
+            attrs,
+        };
+        let seq = base + 1 + i as u32;
+        buf.extend(message(request, NLM_F_REQUEST | NLM_F_ACK, seq));
+    }
+    let end = base + 1 + steps.len() as u32;
+    buf.extend(message(batch(NFNL_MSG_BATCH_END), NLM_F_REQUEST, end));
+    socket.send(&buf, 0).map_err(failed(op))?;
+    // The kernel answers every message that asked for an ACK (or failed) once the whole
+    // transaction was committed or aborted.
+    let mut answered = 0;
+    let mut first_error = None;
+    receive(socket, op, |msg| {
+        let seq = msg.header.sequence_number;
+        if let NetlinkPayload::Error(e) = msg.payload {
+            if (base + 1..end).contains(&seq) {
+                answered += 1;
+                if let Some(code) = e.code {
                     first_error.get_or_insert(io::Error::from_raw_os_error(-code.get()));
-                    return Ok(Some(()));
                 }
+            } else if (base..=end).contains(&seq)
+                && let Some(code) = e.code
+            {
+                // The batch frame itself was refused.
+                first_error.get_or_insert(io::Error::from_raw_os_error(-code.get()));
+                return Ok(Some(()));
             }
-            Ok((answered == steps.len()).then_some(()))
-        })?;
-        match first_error {
-            None => Ok(()),
-            Some(source) => Err(NetfilterError::Nfnl { op: OP, source }),
         }
+        Ok((answered == steps.len()).then_some(()))
+    })?;
+    match first_error {
+        None => Ok(()),
+        Some(source) => Err(NetfilterError::Nfnl { op, source }),
     }
 }
 
@@ -314,15 +393,16 @@ fn end_of_reply(
     }
 }
 
-/// A fresh socket that has sent one `kind` request (sequence number 1) about `family`.
+/// Send one `kind` request about `family` with sequence number `seq` on `socket`.
 fn ask(
+    socket: &Socket,
     op: &'static str,
+    seq: u32,
     kind: u16,
     family: IpFamily,
     attrs: Vec<DefaultNla>,
     flags: u16,
-) -> Result<Socket, NetfilterError> {
-    let socket = open(op)?;
+) -> Result<(), NetfilterError> {
     let request = Request {
         kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
         family: nfproto(family),
@@ -330,7 +410,7 @@ fn ask(
         attrs,
     };
     socket
-        .send(&message(request, NLM_F_REQUEST | flags, 1), 0)
+        .send(&message(request, NLM_F_REQUEST | flags, seq), 0)
         .map_err(failed(op))?;
-    Ok(socket)
+    Ok(())
 }
