@@ -158,6 +158,33 @@ fn reservations_ignore_bookkeeping_symlinks_and_directories() {
     );
 }
 
+/// A FIFO named like an address is skipped without blocking the listing, an oversized file is
+/// listed as unreadable, and many reservations read back each with its own content.
+#[test]
+fn reservations_skip_fifos_flag_oversized_files_and_read_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), "net").unwrap();
+    let net = dir.path().join("net");
+    nix::unistd::mkfifo(&net.join("10.0.0.7"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    fs::write(net.join("10.0.0.6"), vec![b'x'; 64 * 1024 + 1]).unwrap();
+    for i in 10..250 {
+        fs::write(net.join(format!("10.0.1.{i}")), format!("ctr{i}\r\neth0")).unwrap();
+    }
+    let lock = store.lock().unwrap();
+    let res = lock.reservations().unwrap();
+    assert_eq!(res.len(), 1 + 240, "the FIFO is not a reservation");
+    assert_eq!(res[0].file_name, "10.0.0.6");
+    assert_eq!(res[0].owner(), Owner::Unreadable);
+    for r in &res[1..] {
+        let i = r.file_name.rsplit('.').next().unwrap();
+        let want = Owner::Attachment {
+            id: format!("ctr{i}"),
+            ifname: "eth0".into(),
+        };
+        assert_eq!(r.owner(), want, "{}", r.file_name);
+    }
+}
+
 #[test]
 fn release_by_attachment_then_legacy_fallback() {
     let dir = tempfile::tempdir().unwrap();
