@@ -97,7 +97,8 @@ impl<'a> MasqueradeRules<'a> {
 
 impl Masquerade for MasqueradeRules<'_> {
     fn setup(&self, ips: &[IpNetwork]) -> Result<(), CniError> {
-        self.backend()?
+        // ADD: with iptables-nft the chain is created over netlink, the batch needs no `-N`.
+        self.backend_from(masquerade::select_backend_with_netlink)?
             .setup(self.network, self.container_id, self.ifname, ips)
             .map_err(|e| firewall_error("failed to set up IP masquerade", &e))
     }

@@ -130,8 +130,9 @@ fn requested_kind(
     }
 }
 
-/// [`select_backend`], with the iptables backend also tearing down over nf_tables netlink
-/// unless the host's iptables is iptables-legacy (see [`crate::nfnl::iptables_flavor`]).
+/// [`select_backend`], with the iptables backend also using nf_tables netlink unless the
+/// host's iptables is iptables-legacy (see [`crate::nfnl::iptables_flavor`] and
+/// [`IptablesMasquerade::with_nf_rules`]).
 pub fn select_backend_with_netlink(
     requested: Option<&str>,
     runner: Arc<dyn CommandRunner>,

@@ -75,6 +75,15 @@ pub trait NfRules: Send + Sync {
         steps: &[Deletion<'_>],
     ) -> Result<(), NetfilterError>;
 
+    /// Create the regular (hookless) chain `chain` in table `table`, as `iptables -N` does;
+    /// `Ok(false)` when it already exists.
+    fn create_chain(
+        &self,
+        family: IpFamily,
+        table: &str,
+        chain: &str,
+    ) -> Result<bool, NetfilterError>;
+
     /// Delete the rules `handles` of `chain` in one transaction (see [`NfRules::delete_all`]).
     fn delete(
         &self,

@@ -352,9 +352,9 @@ fn nftables_concurrent_attachments() {
     assert!(host.nft_masq_rules().is_empty());
 }
 
-/// DEL over nf_tables netlink: no exec, the other attachment untouched, both families back to
-/// their baseline, a repeated DEL still clean; a jump from elsewhere keeps the chain busy and
-/// the tools take over.
+/// ADD with the chain made over netlink looks exactly like the tools' ADD; DEL over nf_tables
+/// netlink: no exec, the other attachment untouched, both families back to their baseline, a
+/// repeated DEL still clean; a jump from elsewhere keeps the chain busy and the tools take over.
 #[test]
 #[ignore = "needs root; creates its own netns"]
 fn iptables_nft_teardown_over_netlink_runs_no_tool() {
@@ -365,9 +365,34 @@ fn iptables_nft_teardown_over_netlink_runs_no_tool() {
     let runner = Arc::new(CountingRunner::default());
     let b =
         IptablesMasquerade::new(runner.clone()).with_nf_rules(Arc::new(NfnlRules::default()), true);
+    // The same setup by the tools alone, in a second netns, for comparison.
+    let plain = Netns::new("masqplain");
+    {
+        let _in = plain.enter();
+        iptables()
+            .setup("cnixnet", "ctr1", "eth0", &nets(&DUAL))
+            .unwrap();
+    }
     let _in = host.enter();
+    // Both families' tables exist before the netlink path can create a chain in them.
+    b.setup("cnixnet", "ctr0", "eth0", &nets(&DUAL)).unwrap();
+    b.teardown("cnixnet", "ctr0", "eth0").unwrap();
+    runner.take();
     b.setup("cnixnet", "ctr1", "eth0", &nets(&DUAL)).unwrap();
+    assert_eq!(
+        runner.take().into_iter().collect::<Vec<_>>(),
+        [
+            ("ip6tables-restore".to_owned(), 1),
+            ("iptables-restore".to_owned(), 1)
+        ],
+        "one batch per family, no read"
+    );
     let with_one = (host.iptables_state(false), host.iptables_state(true));
+    assert_eq!(
+        with_one,
+        (plain.iptables_state(false), plain.iptables_state(true)),
+        "a chain made over netlink looks like one made by iptables"
+    );
     b.setup("cnixnet", "ctr2", "eth0", &nets(&["10.99.0.3/24"]))
         .unwrap();
     runner.take();

@@ -26,9 +26,11 @@ use crate::NetfilterError;
 use crate::exec::CommandRunner;
 use crate::iptables::{IpFamily, Iptables, RestoreBatch, SavedTable, per_family};
 use crate::names;
-use crate::nfnl::NfRules;
+use crate::nfnl::{Deletion, NfRules};
 
-pub(crate) use plan::{check_family, first_setup_batch, gc_chains, setup_batch, teardown_batch};
+pub(crate) use plan::{
+    check_family, first_setup_batch, gc_chains, new_chain_fill_batch, setup_batch, teardown_batch,
+};
 
 /// The iptables masquerade backend.
 #[derive(Clone)]
@@ -50,11 +52,12 @@ impl IptablesMasquerade {
     }
 
     /// Tear down through `nf` (iptables-nft's tables over netlink) instead of reading `nat` with
-    /// `iptables-save`. With `trust_absence` (the host's iptables is known to be iptables-nft,
-    /// see [`crate::nfnl::IptablesFlavor`]) nothing in nf_tables means nothing to remove;
-    /// without it the tools look too.
-    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>, trust_absence: bool) -> Self {
-        self.nf = Some((nf, trust_absence));
+    /// `iptables-save`. With `known_nft` (the host's iptables is known to be iptables-nft, see
+    /// [`crate::nfnl::IptablesFlavor`]) nothing in nf_tables means nothing to remove, and ADD
+    /// creates the attachment's chain over netlink so that its batch needs no `-N`; without it
+    /// the tools look too and ADD is unchanged.
+    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>, known_nft: bool) -> Self {
+        self.nf = Some((nf, known_nft));
         self
     }
 
@@ -109,8 +112,28 @@ impl IptablesMasquerade {
         comment: &str,
         ips: &[IpNetwork],
     ) -> Result<(), NetfilterError> {
-        self.tools(family)
-            .restore(&first_setup_batch(family, chain, comment, ips))
+        let tools = self.tools(family);
+        if let Some((nf, true)) = &self.nf {
+            match nf.create_chain(family, netlink::NAT, chain) {
+                Ok(true) => {
+                    let filled = tools.restore(&new_chain_fill_batch(family, chain, comment, ips));
+                    if filled.is_err() {
+                        // Leave nothing behind for the reading path that follows.
+                        let undo = [Deletion::Flush { chain }, Deletion::Chain { chain }];
+                        let _ = nf.delete_all(family, netlink::NAT, &undo);
+                    }
+                    return filled;
+                }
+                Ok(false) => {
+                    return Err(NetfilterError::RuleMissing {
+                        what: format!("a fresh chain {chain} (it exists)"),
+                    });
+                }
+                // No `nat` table in nf_tables yet, say: the `-N` batch creates it.
+                Err(_) => {}
+            }
+        }
+        tools.restore(&first_setup_batch(family, chain, comment, ips))
     }
 
     /// `converge` for teardown-like operations: a family whose tools are missing or whose nat

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    DefaultNla, Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkDeserializable,
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    DefaultNla, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
@@ -294,9 +294,62 @@ impl NfRules for NfnlRules {
         if steps.is_empty() {
             return Ok(());
         }
+        let messages: Vec<Step> = steps.iter().map(|step| deletion(table, step)).collect();
         self.with_socket(OP, steps.len() as u32 + 2, |socket, base| {
-            transaction(socket, OP, base, family, table, steps)
+            transaction(socket, OP, base, family, messages)
         })
+    }
+
+    fn create_chain(
+        &self,
+        family: IpFamily,
+        table: &str,
+        chain: &str,
+    ) -> Result<bool, NetfilterError> {
+        const OP: &str = "create a chain";
+        let attrs = vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)];
+        let step = (NFT_MSG_NEWCHAIN, attrs, NLM_F_CREATE | NLM_F_EXCL);
+        let created = self.with_socket(OP, 3, |socket, base| {
+            transaction(socket, OP, base, family, vec![step])
+        });
+        match created {
+            Ok(()) => Ok(true),
+            Err(NetfilterError::Nfnl { source, .. })
+                if source.raw_os_error() == Some(nix::errno::Errno::EEXIST as i32) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One message of a transaction: its `NFT_MSG_*` type, attributes and extra flags.
+type Step = (u16, Vec<DefaultNla>, u16);
+
+/// The message that performs `step` in `table`.
+fn deletion(table: &str, step: &Deletion<'_>) -> Step {
+    match *step {
+        Deletion::Rule { chain, handle } => (
+            NFT_MSG_DELRULE,
+            vec![
+                text(NFTA_RULE_TABLE, table),
+                text(NFTA_RULE_CHAIN, chain),
+                DefaultNla::new(NFTA_RULE_HANDLE, handle.to_be_bytes().to_vec()),
+            ],
+            0,
+        ),
+        // A rule deletion naming only the chain removes all of its rules.
+        Deletion::Flush { chain } => (
+            NFT_MSG_DELRULE,
+            vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)],
+            0,
+        ),
+        Deletion::Chain { chain } => (
+            NFT_MSG_DELCHAIN,
+            vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)],
+            0,
+        ),
     }
 }
 
@@ -307,8 +360,7 @@ fn transaction(
     op: &'static str,
     base: u32,
     family: IpFamily,
-    table: &str,
-    steps: &[Deletion<'_>],
+    steps: Vec<Step>,
 ) -> Result<(), NetfilterError> {
     let batch = |kind| Request {
         kind,
@@ -316,27 +368,9 @@ fn transaction(
         res_id: NFNL_SUBSYS_NFTABLES,
         attrs: Vec::new(),
     };
+    let count = steps.len();
     let mut buf = message(batch(NFNL_MSG_BATCH_BEGIN), NLM_F_REQUEST, base);
-    for (i, step) in steps.iter().enumerate() {
-        let (kind, attrs) = match *step {
-            Deletion::Rule { chain, handle } => (
-                NFT_MSG_DELRULE,
-                vec![
-                    text(NFTA_RULE_TABLE, table),
-                    text(NFTA_RULE_CHAIN, chain),
-                    DefaultNla::new(NFTA_RULE_HANDLE, handle.to_be_bytes().to_vec()),
-                ],
-            ),
-            // A rule deletion naming only the chain removes all of its rules.
-            Deletion::Flush { chain } => (
-                NFT_MSG_DELRULE,
-                vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)],
-            ),
-            Deletion::Chain { chain } => (
-                NFT_MSG_DELCHAIN,
-                vec![text(NFTA_CHAIN_TABLE, table), text(NFTA_CHAIN_NAME, chain)],
-            ),
-        };
+    for (i, (kind, attrs, flags)) in steps.into_iter().enumerate() {
         let request = Request {
             kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
             family: nfproto(family),
@@ -344,9 +378,9 @@ fn transaction(
             attrs,
         };
         let seq = base + 1 + i as u32;
-        buf.extend(message(request, NLM_F_REQUEST | NLM_F_ACK, seq));
+        buf.extend(message(request, NLM_F_REQUEST | NLM_F_ACK | flags, seq));
     }
-    let end = base + 1 + steps.len() as u32;
+    let end = base + 1 + count as u32;
     buf.extend(message(batch(NFNL_MSG_BATCH_END), NLM_F_REQUEST, end));
     socket.send(&buf, 0).map_err(failed(op))?;
     // The kernel answers every message that asked for an ACK (or failed) once the whole
@@ -369,7 +403,7 @@ fn transaction(
                 return Ok(Some(()));
             }
         }
-        Ok((answered == steps.len()).then_some(()))
+        Ok((answered == count).then_some(()))
     })?;
     match first_error {
         None => Ok(()),

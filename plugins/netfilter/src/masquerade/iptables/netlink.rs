@@ -7,7 +7,8 @@ use crate::NetfilterError;
 use crate::iptables::IpFamily;
 use crate::nfnl::{Deletion, NfRules};
 
-const NAT: &str = "nat";
+/// The table masquerade lives in.
+pub(crate) const NAT: &str = "nat";
 const POSTROUTING: &str = "POSTROUTING";
 
 /// What the netlink teardown of one family found and did.

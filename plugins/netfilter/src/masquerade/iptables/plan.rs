@@ -81,13 +81,36 @@ pub(crate) fn first_setup_batch(
 ) -> RestoreBatch {
     let mut batch = RestoreBatch::new("nat");
     batch.new_chain(chain);
+    fill_new_chain(&mut batch, family, chain, comment, ips);
+    batch
+}
+
+/// The same without the `-N`, for a chain just created over netlink: iptables-nft then fetches
+/// only the chains it appends to instead of every chain of `nat`.
+pub(crate) fn new_chain_fill_batch(
+    family: IpFamily,
+    chain: &str,
+    comment: &str,
+    ips: &[IpNetwork],
+) -> RestoreBatch {
+    let mut batch = RestoreBatch::new("nat");
+    fill_new_chain(&mut batch, family, chain, comment, ips);
+    batch
+}
+
+fn fill_new_chain(
+    batch: &mut RestoreBatch,
+    family: IpFamily,
+    chain: &str,
+    comment: &str,
+    ips: &[IpNetwork],
+) {
     for rule in chain_rules(family, comment, ips) {
         batch.append(chain, &rule);
     }
     for jump in jump_rules(family, chain, comment, ips) {
         batch.append(POSTROUTING, &jump);
     }
-    batch
 }
 
 /// The batch that makes `chain` hold exactly [`chain_rules`] and POSTROUTING jump to it exactly

@@ -85,6 +85,22 @@ impl NfRules for FakeNat {
         Ok(chains.contains_key(&(fam(family), chain.to_owned())))
     }
 
+    fn create_chain(
+        &self,
+        family: IpFamily,
+        _table: &str,
+        chain: &str,
+    ) -> Result<bool, NetfilterError> {
+        self.calls.lock().unwrap().push(format!("create {chain}"));
+        let mut chains = self.chains.lock().unwrap();
+        let key = (fam(family), chain.to_owned());
+        if chains.contains_key(&key) {
+            return Ok(false);
+        }
+        chains.insert(key, Vec::new());
+        Ok(true)
+    }
+
     fn delete_all(
         &self,
         family: IpFamily,
@@ -245,4 +261,57 @@ fn the_backend_runs_no_tool_when_netlink_did_it_and_the_tools_otherwise() {
     let b = IptablesMasquerade::new(fake.clone()).with_nf_rules(nat, true);
     b.teardown(NET, CID, "eth0").unwrap();
     assert_eq!(fake.command_lines(), ["iptables-save -t nat"]);
+}
+
+#[test]
+fn a_known_nft_setup_creates_the_chain_over_netlink_and_appends_without_n() {
+    use crate::exec::CommandOutput;
+    let nat = Arc::new(FakeNat::default());
+    let fake = Arc::new(FakeRunner::new());
+    let b = IptablesMasquerade::new(fake.clone()).with_nf_rules(nat.clone(), true);
+    let ips: Vec<ipnetwork::IpNetwork> = vec!["10.99.0.2/24".parse().unwrap()];
+    b.setup(NET, CID, "eth0", &ips).unwrap();
+    let chain = names::chain_name("", NET, CID);
+    assert_eq!(nat.names(IpFamily::V4), [format!("{chain}:0")]);
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "{:?}", fake.command_lines());
+    let batch = calls[0].stdin.clone().unwrap_or_default();
+    assert!(!batch.contains("\n-N "), "{batch}");
+    assert!(batch.contains(&format!("\n-A {chain} ")), "{batch}");
+
+    // The chain exists already (an interrupted ADD): the reading path repairs.
+    let fake = Arc::new(FakeRunner::new());
+    let b = IptablesMasquerade::new(fake.clone()).with_nf_rules(nat.clone(), true);
+    b.setup(NET, CID, "eth0", &ips).unwrap();
+    assert_eq!(fake.command_lines()[0], "iptables-save -t nat");
+
+    // The batch fails after the chain was made: the chain goes again, then the tools retry.
+    let nat = Arc::new(FakeNat::default());
+    let fake = Arc::new(FakeRunner::new());
+    fake.reply(
+        "iptables-restore",
+        CommandOutput {
+            status: Some(1),
+            stdout: String::new(),
+            stderr: "iptables-restore: line 2 failed".into(),
+        },
+    );
+    let b = IptablesMasquerade::new(fake.clone()).with_nf_rules(nat.clone(), true);
+    b.setup(NET, CID, "eth0", &ips).unwrap();
+    assert_eq!(nat.names(IpFamily::V4), Vec::<String>::new(), "rolled back");
+    assert_eq!(nat.calls.lock().unwrap().last().unwrap(), "delete 2");
+
+    // Not known to be iptables-nft: the `-N` batch as before, nothing over netlink.
+    let nat = Arc::new(FakeNat::default());
+    let fake = Arc::new(FakeRunner::new());
+    let b = IptablesMasquerade::new(fake.clone()).with_nf_rules(nat.clone(), false);
+    b.setup(NET, CID, "eth0", &ips).unwrap();
+    assert!(
+        fake.calls()[0]
+            .stdin
+            .clone()
+            .unwrap_or_default()
+            .contains("\n-N ")
+    );
+    assert!(nat.calls.lock().unwrap().is_empty());
 }

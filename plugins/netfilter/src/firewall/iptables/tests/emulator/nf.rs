@@ -87,6 +87,22 @@ impl NfRules for Emulator {
         Ok(lock(&self.tables)[index(family)].has_chain(chain))
     }
 
+    fn create_chain(
+        &self,
+        family: IpFamily,
+        _table: &str,
+        chain: &str,
+    ) -> Result<bool, NetfilterError> {
+        self.nf_call(format!("create {} {chain}", family_name(family)))?;
+        let mut tables = lock(&self.tables);
+        let t = &mut tables[index(family)];
+        if t.has_chain(chain) {
+            return Ok(false);
+        }
+        t.chains.push(chain.to_owned());
+        Ok(true)
+    }
+
     fn delete_all(
         &self,
         family: IpFamily,
