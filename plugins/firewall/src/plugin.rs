@@ -14,7 +14,7 @@ use cni_netfilter::firewall::{
     IptablesFirewall, NftablesFirewall, Owner, ProcRoutes, Teardown,
 };
 use cni_netfilter::names::{go_quote, validate_name};
-use cni_netfilter::nfnl::{NfRules, NfnlRules, iptables_is_legacy};
+use cni_netfilter::nfnl::{IptablesFlavor, NfRules, NfnlRules, iptables_flavor};
 
 use crate::config::{self, FirewallConfig, FirewallFields};
 use crate::error;
@@ -31,7 +31,7 @@ pub struct Firewall;
 pub struct Service {
     runner: Arc<dyn CommandRunner>,
     routes: Arc<dyn HostRoutes>,
-    nf: Option<Arc<dyn NfRules>>,
+    nf: Option<(Arc<dyn NfRules>, bool)>,
 }
 
 impl std::fmt::Debug for Service {
@@ -51,18 +51,20 @@ impl Service {
     }
 
     /// Also read and prune iptables-nft's rules through `nf` (see [`IptablesFirewall::with_nf_rules`]).
-    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>) -> Self {
-        self.nf = Some(nf);
+    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>, known_nft: bool) -> Self {
+        self.nf = Some((nf, known_nft));
         self
     }
 
     /// The real tools and procfs, and nf_tables netlink unless iptables is iptables-legacy.
     pub fn system() -> Self {
         let service = Service::new(Arc::new(SystemRunner), Arc::new(ProcRoutes));
-        if iptables_is_legacy() {
-            service
-        } else {
-            service.with_nf_rules(Arc::new(NfnlRules::default()))
+        match iptables_flavor() {
+            IptablesFlavor::Legacy => service,
+            flavor => service.with_nf_rules(
+                Arc::new(NfnlRules::default()),
+                flavor == IptablesFlavor::Nft,
+            ),
         }
     }
 
@@ -73,7 +75,7 @@ impl Service {
                 let backend = IptablesFirewall::new(self.runner.clone(), lock)
                     .with_routes(self.routes.clone());
                 Box::new(match &self.nf {
-                    Some(nf) => backend.with_nf_rules(nf.clone()),
+                    Some((nf, known_nft)) => backend.with_nf_rules(nf.clone(), *known_nft),
                     None => backend,
                 })
             }

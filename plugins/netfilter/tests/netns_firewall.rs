@@ -138,7 +138,8 @@ fn round_trip(runner: Arc<dyn CommandRunner>, legacy: bool, nf: Option<Arc<dyn N
     let _in = host.enter();
     let mut b = IptablesFirewall::new(runner, HostLock::in_dir(dir.path()));
     if let Some(nf) = nf {
-        b = b.with_nf_rules(nf);
+        // Known iptables-nft only when the tools are (a legacy runner keeps its rules elsewhere).
+        b = b.with_nf_rules(nf, !legacy);
     }
     let dual = ["10.99.0.2/24", "fd00:99::2/64"];
     let c1 = fw("cnixnet", "ctr1", &dual, IngressPolicy::Isolated, "cnix0");

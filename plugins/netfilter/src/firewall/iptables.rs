@@ -4,8 +4,8 @@
 //! A first ADD of an attachment (see [`super::ledger`]) writes one batch per family without
 //! reading anything; when that batch's preconditions fail it falls back to the general path.
 //! With iptables-nft, the preconditions are read over netlink instead ([`netlink`]) and the
-//! batch only appends, and a DEL that only has to remove the attachment's own rules deletes
-//! them by handle without running any tool.
+//! batch only appends, and DEL and GC plan on a model read over netlink and delete by handle in
+//! one nf_tables transaction, without running any tool.
 //! Each operation takes the [`HostLock`], then per family reads the table once
 //! (`iptables-save -t filter`) and, only if something must change, writes one batch
 //! (`iptables-restore --noflush -w`). A batch that fails because another tool changed the table
@@ -21,10 +21,10 @@ mod teardown;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use self::netlink::{quick_teardown, requirements_met};
+use self::netlink::{netlink_teardown, requirements_met};
 use self::plan::{append_only_batch, check, family_ips, first_add_batch, has_own_rules, plan_add};
 use self::rules::FILTER;
-use self::teardown::{Known, plan_teardown};
+use self::teardown::{Known, plan_teardown, plan_teardown_edit};
 use super::ledger::Ledger;
 use super::{
     ContainerFirewall, FirewallBackend, FirewallError, FirewallKind, HostLock, HostRoutes, Owner,
@@ -45,7 +45,7 @@ pub struct IptablesFirewall {
     runner: Arc<dyn CommandRunner>,
     lock: HostLock,
     routes: Arc<dyn HostRoutes>,
-    nf: Option<Arc<dyn NfRules>>,
+    nf: Option<(Arc<dyn NfRules>, bool)>,
 }
 
 impl std::fmt::Debug for IptablesFirewall {
@@ -68,9 +68,11 @@ impl IptablesFirewall {
     }
 
     /// Read (and prune) iptables-nft's tables through `nf` where that spares an iptables exec.
-    /// Not for hosts whose iptables is iptables-legacy (see [`crate::nfnl::iptables_is_legacy`]).
-    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>) -> Self {
-        self.nf = Some(nf);
+    /// Not for hosts whose iptables is iptables-legacy (see [`crate::nfnl::iptables_flavor`]);
+    /// `known_nft` when it is known to be iptables-nft, so that what nf_tables does not hold
+    /// is not there at all.
+    pub fn with_nf_rules(mut self, nf: Arc<dyn NfRules>, known_nft: bool) -> Self {
+        self.nf = Some((nf, known_nft));
         self
     }
 
@@ -129,11 +131,8 @@ impl IptablesFirewall {
         ips: &[IpAddr],
     ) -> Result<(), NetfilterError> {
         let tools = Iptables::new(self.runner.clone(), family);
-        match self
-            .nf
-            .as_deref()
-            .map(|nf| requirements_met(nf, family, fw))
-        {
+        let nf = self.nf.as_ref().map(|(nf, _)| nf.as_ref());
+        match nf.map(|nf| requirements_met(nf, family, fw)) {
             Some(Ok(true)) => tools.restore(&append_only_batch(fw, ips)?),
             // The table as the kernel holds it lacks a shared rule: only the reading path
             // creates it, a `-C` batch would just fail.
@@ -154,9 +153,15 @@ impl IptablesFirewall {
         let results = per_family(&IpFamily::ALL, |family| {
             let ips = family_ips(ips, family);
             let known = Known { ips: &ips, bridge };
-            self.converge(family, true, |saved| {
-                Ok(plan_teardown(saved, select, known, self.routes.as_ref()))
-            })
+            let plan =
+                |saved: &SavedTable| plan_teardown_edit(saved, select, known, self.routes.as_ref());
+            // A netlink failure is not an answer: the tools' path then reads and writes.
+            if let Some((nf, known_nft)) = &self.nf
+                && netlink_teardown(nf.as_ref(), family, &plan, *known_nft).unwrap_or(false)
+            {
+                return Ok(());
+            }
+            self.converge(family, true, |saved| Ok(plan(saved).into_batch()))
         });
         NetfilterError::collect(results.into_iter().filter_map(|(_, r)| r.err()).collect())
     }
@@ -243,21 +248,10 @@ impl FirewallBackend for IptablesFirewall {
     fn del(&self, teardown: &Teardown) -> Result<(), FirewallError> {
         teardown.owner.validate()?;
         let _guard = self.lock.acquire()?;
-        // A netlink failure is not an answer: the full teardown then reads with the tools.
-        let quick = self
-            .nf
-            .as_deref()
-            .is_some_and(|nf| quick_teardown(nf, &teardown.owner).unwrap_or(false));
-        cni_core::phase::mark(if quick {
-            "firewall:netlink-teardown"
-        } else {
-            "firewall:netlink-read"
-        });
-        if !quick {
-            let owner = |o: &Owner| *o == teardown.owner;
-            self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?;
-            cni_core::phase::mark("firewall:teardown");
-        }
+        cni_core::phase::mark("firewall:lock");
+        let owner = |o: &Owner| *o == teardown.owner;
+        self.remove(&owner, &teardown.ips, teardown.bridge.as_deref())?;
+        cni_core::phase::mark("firewall:teardown");
         self.ledger()
             .forget(&teardown.owner)
             .map_err(|source| FirewallError::Ledger {

@@ -46,6 +46,16 @@ pub(crate) fn plan_teardown(
     known: Known<'_>,
     routes: &dyn HostRoutes,
 ) -> Option<String> {
+    plan_teardown_edit(saved, select, known, routes).into_batch()
+}
+
+/// [`plan_teardown`] as the planned table (for applying it other than by a restore batch).
+pub(crate) fn plan_teardown_edit(
+    saved: &SavedTable,
+    select: &dyn Fn(&Owner) -> bool,
+    known: Known<'_>,
+    routes: &dyn HostRoutes,
+) -> TableEdit {
     let mut e = TableEdit::new(saved);
     let removed = e.delete_all(PRIV_CHAIN, |r| tag_of(r).is_some_and(|t| select(&t.owner)));
     let mut bridges: Vec<String> = Vec::new();
@@ -70,7 +80,7 @@ pub(crate) fn plan_teardown(
     }
     remove_idle_isolation_chains(&mut e);
     remove_idle_forward_chains(&mut e);
-    e.into_batch()
+    e
 }
 
 /// Delete `bridge`'s isolation rules that no remaining container relies on.

@@ -109,35 +109,57 @@ impl NfRules for Emulator {
         _table: &str,
         steps: &[Deletion<'_>],
     ) -> Result<(), NetfilterError> {
-        let chain = match steps.first() {
-            Some(Deletion::Rule { chain, .. }) => *chain,
-            _ => "?",
-        };
+        let rules = steps
+            .iter()
+            .filter(|s| matches!(s, Deletion::Rule { .. }))
+            .count();
         self.nf_call(format!(
-            "delete {} {chain} {}",
+            "delete {} rules {rules} chains {}",
             family_name(family),
-            steps.len()
+            steps.len() - rules
         ))?;
+        let fail = |errno: nix::errno::Errno| NetfilterError::Nfnl {
+            op: "delete rules",
+            source: std::io::Error::from_raw_os_error(errno as i32),
+        };
         let mut tables = lock(&self.tables);
-        let t = &mut tables[index(family)];
-        let mut positions = Vec::new();
+        // All or nothing: work on a copy; handles refer to the table as it was.
+        let mut next = tables[index(family)].clone();
+        let original = tables[index(family)].clone();
+        let mut gone = Vec::new();
         for step in steps {
-            let Deletion::Rule { chain, handle } = *step else {
-                unreachable!("the firewall deletes rules only");
-            };
-            let present = handles(t, chain);
-            let Some((_, i)) = present.iter().find(|(p, _)| *p == handle) else {
-                return Err(NetfilterError::Nfnl {
-                    op: "delete rules",
-                    source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32),
-                });
-            };
-            positions.push(*i);
+            match *step {
+                Deletion::Rule { chain, handle } => {
+                    let present = handles(&original, chain);
+                    let (_, i) = present
+                        .iter()
+                        .find(|(p, _)| *p == handle)
+                        .ok_or_else(|| fail(nix::errno::Errno::ENOENT))?;
+                    gone.push(*i);
+                }
+                Deletion::Flush { chain } => {
+                    gone.extend(handles(&original, chain).into_iter().map(|(_, i)| i));
+                }
+                Deletion::Chain { chain } => {
+                    let left = original.rules.iter().enumerate().any(|(i, r)| {
+                        !gone.contains(&i) && (r.chain == chain || r.target() == Some(chain))
+                    });
+                    if !original.has_chain(chain) {
+                        return Err(fail(nix::errno::Errno::ENOENT));
+                    }
+                    if left {
+                        return Err(fail(nix::errno::Errno::EBUSY));
+                    }
+                    next.chains.retain(|c| c != chain);
+                }
+            }
         }
-        positions.sort_unstable();
-        for i in positions.into_iter().rev() {
-            t.rules.remove(i);
+        gone.sort_unstable();
+        gone.dedup();
+        for i in gone.into_iter().rev() {
+            next.rules.remove(i);
         }
+        tables[index(family)] = next;
         Ok(())
     }
 }
