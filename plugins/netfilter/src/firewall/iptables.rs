@@ -21,7 +21,7 @@ mod teardown;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use self::netlink::{netlink_teardown, requirements_met};
+use self::netlink::{netlink_model, netlink_teardown, requirements_met};
 use self::plan::{append_only_batch, check, family_ips, first_add_batch, has_own_rules, plan_add};
 use self::rules::FILTER;
 use self::teardown::{Known, plan_teardown, plan_teardown_edit};
@@ -143,6 +143,34 @@ impl IptablesFirewall {
         }
     }
 
+    /// A first ADD planned on the table as read over netlink ([`netlink_model`]) instead of
+    /// `iptables-save`, and written with the same `iptables-restore` batch. `Ok(false)`: no
+    /// model to plan on, nothing changed. A failed batch (the model's stand-ins for rules it
+    /// does not interpret never make it into one unless the plan deletes them, which only a
+    /// repeated ADD does) changed nothing either; the caller's reading path follows.
+    fn add_from_netlink_model(
+        &self,
+        family: IpFamily,
+        fw: &ContainerFirewall,
+        ips: &[IpAddr],
+    ) -> Result<bool, NetfilterError> {
+        let Some((nf, known_nft)) = &self.nf else {
+            return Ok(false);
+        };
+        let Some(model) = netlink_model(nf.as_ref(), family, *known_nft)? else {
+            return Ok(false);
+        };
+        if let Some(batch) = plan_add(&model, fw, ips)? {
+            run_checked(
+                self.runner.as_ref(),
+                family.restore_program(),
+                &exec::restore_args(),
+                Some(&batch),
+            )?;
+        }
+        Ok(true)
+    }
+
     /// Remove the rules of the owners `select` picks in both families; keep going on errors.
     fn remove(
         &self,
@@ -195,6 +223,12 @@ impl FirewallBackend for IptablesFirewall {
                     Ok(()) => return Ok(()),
                     Err(e) if e.is_lock_timeout() => return Err(e),
                     Err(_) => {}
+                }
+                // The bridge's first container: plan on the table read over netlink.
+                match self.add_from_netlink_model(family, fw, &ips) {
+                    Ok(true) => return Ok(()),
+                    Err(e) if e.is_lock_timeout() => return Err(e),
+                    Ok(false) | Err(_) => {}
                 }
             }
             self.converge(family, false, |saved| {

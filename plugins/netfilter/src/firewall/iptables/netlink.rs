@@ -87,10 +87,7 @@ fn snapshot(nf: &dyn NfRules, family: IpFamily) -> Result<Read, NetfilterError> 
     if read.len() == 1 {
         return Ok(Read::Nothing);
     }
-    let mut table = SavedTable {
-        chains: ["INPUT", "FORWARD", "OUTPUT"].map(str::to_owned).into(),
-        rules: Vec::new(),
-    };
+    let mut table = builtin_chains_only();
     let mut handles = Vec::new();
     let mut next = 0;
     while next < read.len() {
@@ -132,6 +129,14 @@ fn snapshot(nf: &dyn NfRules, family: IpFamily) -> Result<Read, NetfilterError> 
         handles,
         read,
     }))
+}
+
+/// The filter table with its built-in chains and no rule.
+fn builtin_chains_only() -> SavedTable {
+    SavedTable {
+        chains: ["INPUT", "FORWARD", "OUTPUT"].map(str::to_owned).into(),
+        rules: Vec::new(),
+    }
 }
 
 /// The comment of a rule that carries an owner tag.
@@ -179,6 +184,21 @@ fn deletions<'s>(snap: &'s Snapshot, planned: &SavedTable) -> Option<Vec<Deletio
         }
     }
     Some(steps)
+}
+
+/// The model of a family's CNI chains as nf_tables holds them, for planning an ADD: `None`
+/// when the reader cannot build it (see [`Read`]); with none of our chains there, the empty
+/// built-in table when the host's iptables is `known_nft`, else `None`.
+pub(crate) fn netlink_model(
+    nf: &dyn NfRules,
+    family: IpFamily,
+    known_nft: bool,
+) -> Result<Option<SavedTable>, NetfilterError> {
+    Ok(match snapshot(nf, family)? {
+        Read::Model(snap) => Some(snap.table),
+        Read::Nothing if known_nft => Some(builtin_chains_only()),
+        Read::Nothing | Read::NotForNetlink => None,
+    })
 }
 
 /// Run a teardown `plan` on the tables as nf_tables holds them and apply it in one transaction.

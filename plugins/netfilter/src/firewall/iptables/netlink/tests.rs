@@ -18,18 +18,27 @@ fn nf_world() -> World {
 const SAME: IngressPolicy = IngressPolicy::SameBridge;
 
 #[test]
-fn the_bridges_first_container_goes_straight_to_the_reading_path() {
+fn the_bridges_first_container_is_planned_on_the_netlink_model() {
     let w = nf_world();
     w.add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"));
-    // Netlink showed the shared rules missing: no `-C` batch that could only fail.
+    // Netlink showed the shared rules missing: no `-C` batch that could only fail, and no
+    // `iptables-save` either; the plan runs on the model read over netlink.
+    assert_eq!(w.kernel.take_calls(), ["iptables-restore --noflush -w 30"]);
     assert_eq!(
-        w.kernel.take_calls(),
+        w.kernel.take_nf_calls(),
         [
-            "iptables-save -t filter",
-            "iptables-restore --noflush -w 30"
+            "list v4 FORWARD",
+            "has v4 CNI-FORWARD",
+            "has v4 CNI-ISOLATION-STAGE-1",
+            "has v4 CNI-ISOLATION-STAGE-2"
         ]
     );
-    assert_eq!(w.kernel.take_nf_calls(), ["list v4 FORWARD"]);
+    let plain = world();
+    plain.add(&fw("net", "c1", &["10.99.0.2/24"], SAME, "br0"));
+    assert_eq!(
+        w.kernel.state(IpFamily::V4),
+        plain.kernel.state(IpFamily::V4)
+    );
 }
 
 #[test]
