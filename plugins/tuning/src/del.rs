@@ -61,7 +61,8 @@ pub fn restore(
     file: &BackupFile,
 ) -> Result<(), CniError> {
     let backup = match file.load()? {
-        Stored::Absent => return Ok(()),
+        // Nothing to restore (and `remove` drops a half-written temporary file).
+        Stored::Absent => return file.remove(),
         Stored::Corrupt(why) => {
             // Nothing can be restored from it, and keeping it would fail every later DEL.
             eprintln!(

@@ -109,7 +109,9 @@ impl Plugin for Tuning {
         let dir = config::data_dir(&inv.conf.plugin);
         let file = BackupFile::new(&dir, &att.container_id, &att.ifname)?;
         if !file.path().exists() {
-            return Ok(());
+            // Nothing to restore; an ADD killed while writing the backup may have left its
+            // temporary file, which goes now.
+            return file.remove();
         }
         let Some(path) = att.netns.as_deref() else {
             return file.remove();

@@ -112,6 +112,23 @@ fn del_without_a_namespace_drops_the_backup_and_never_fails_without_one() {
     }
 }
 
+/// An ADD killed between writing the backup's temporary file and renaming it leaves only the
+/// temporary file: DEL (in any namespace situation) removes it.
+#[test]
+fn del_removes_the_temporary_file_of_a_killed_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = json!({"cniVersion": "1.0.0", "name": "n", "type": "tuning", "dataDir": dir.path()});
+    let raw = serde_json::to_vec(&conf).unwrap();
+    for netns in [None, Some(MISSING_NS), Some("/proc/self/ns/net")] {
+        let tmp = dir.path().join(".c1_eth0.json.tmp");
+        std::fs::write(&tmp, "").unwrap();
+        let out = call("DEL", netns, "", &raw);
+        assert_eq!(out.exit_code, 0, "{netns:?}: {}", out.stdout);
+        assert!(!tmp.exists(), "{netns:?}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 #[test]
 fn gc_removes_only_this_networks_stale_backups() {
     let dir = tempfile::tempdir().unwrap();
