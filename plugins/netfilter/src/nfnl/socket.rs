@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    DefaultNla, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    DefaultNla, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL,
+    NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NetlinkSerializable,
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
@@ -218,16 +219,21 @@ impl NfRules for NfnlRules {
         limit: Option<usize>,
     ) -> Result<Vec<NftRule>, NetfilterError> {
         const OP: &str = "list rules";
-        let mut rules = Vec::new();
         if limit == Some(0) {
-            return Ok(rules);
+            return Ok(Vec::new());
         }
-        let mut read = |socket: &Socket, seq: u32| {
+        let read = |socket: &Socket, seq: u32| {
             let attrs = vec![text(NFTA_RULE_TABLE, table), text(NFTA_RULE_CHAIN, chain)];
             ask(socket, OP, seq, NFT_MSG_GETRULE, family, attrs, NLM_F_DUMP)?;
+            let mut rules = Vec::new();
             receive(socket, OP, |msg| {
                 if msg.header.sequence_number != seq {
                     return Ok(None);
+                }
+                // The ruleset changed while the kernel was dumping it: the listing may have
+                // missed or repeated rules, and nothing may be decided on it.
+                if msg.header.flags & NLM_F_DUMP_INTR != 0 {
+                    return Err(interrupted());
                 }
                 match msg.payload {
                     NetlinkPayload::Done(_) => Ok(Some(())),
@@ -244,14 +250,22 @@ impl NfRules for NfnlRules {
                     }
                     _ => Ok(None),
                 }
-            })
+            })?;
+            Ok(rules)
         };
-        match limit {
-            // Stopping early leaves the rest of the dump coming: a socket of its own.
-            Some(_) => read(&open(OP)?, 1)?,
-            None => self.with_socket(OP, 1, read)?,
+        // Like iptables-nft, dump again when a change interrupted the dump, a few times.
+        let mut attempt = 1;
+        loop {
+            let listed = match limit {
+                // Stopping early leaves the rest of the dump coming: a socket of its own.
+                Some(_) => read(&open(OP)?, 1),
+                None => self.with_socket(OP, 1, read),
+            };
+            match listed {
+                Err(e) if is_interrupted(&e) && attempt < DUMP_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
         }
-        Ok(rules)
     }
 
     fn has_chain(
@@ -409,6 +423,21 @@ fn transaction(
         None => Ok(()),
         Some(source) => Err(NetfilterError::Nfnl { op, source }),
     }
+}
+
+/// How many times a dump interrupted by a concurrent change is started again.
+const DUMP_ATTEMPTS: usize = 3;
+
+fn interrupted() -> NetfilterError {
+    NetfilterError::Nfnl {
+        op: "list rules",
+        source: io::Error::from_raw_os_error(nix::errno::Errno::EINTR as i32),
+    }
+}
+
+fn is_interrupted(e: &NetfilterError) -> bool {
+    matches!(e, NetfilterError::Nfnl { source, .. }
+        if source.raw_os_error() == Some(nix::errno::Errno::EINTR as i32))
 }
 
 /// The end of a read: an ACK, or "no such table or chain" (nothing to read); any other errno
