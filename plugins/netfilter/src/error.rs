@@ -120,6 +120,22 @@ impl NetfilterError {
         }
     }
 
+    /// An nf_tables netlink failure whose cause is the kernel's (or the socket's) `errno`.
+    pub fn nfnl(op: &'static str, errno: i32) -> NetfilterError {
+        NetfilterError::Nfnl {
+            op,
+            source: std::io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    /// The `errno` of an nf_tables netlink failure, if this is one.
+    pub fn nfnl_errno(&self) -> Option<i32> {
+        match self {
+            NetfilterError::Nfnl { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
     /// Collapse a list of errors: none → `Ok`, one → that error, more → [`NetfilterError::Multiple`].
     pub fn collect(mut errors: Vec<NetfilterError>) -> Result<(), NetfilterError> {
         match errors.len() {

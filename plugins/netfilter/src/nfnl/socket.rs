@@ -11,6 +11,7 @@ use netlink_packet_core::{
     NetlinkSerializable,
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+use nix::errno::Errno;
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
 use nix::sys::time::TimeVal;
 
@@ -53,6 +54,18 @@ struct Request {
     family: u8,
     res_id: u16,
     attrs: Vec<DefaultNla>,
+}
+
+impl Request {
+    /// An nf_tables request (`NFT_MSG_*` `kind`) about `family`.
+    fn nftables(kind: u16, family: IpFamily, attrs: Vec<DefaultNla>) -> Request {
+        Request {
+            kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
+            family: nfproto(family),
+            res_id: 0,
+            attrs,
+        }
+    }
 }
 
 impl NetlinkSerializable for Request {
@@ -328,11 +341,7 @@ impl NfRules for NfnlRules {
         });
         match created {
             Ok(()) => Ok(true),
-            Err(NetfilterError::Nfnl { source, .. })
-                if source.raw_os_error() == Some(nix::errno::Errno::EEXIST as i32) =>
-            {
-                Ok(false)
-            }
+            Err(e) if e.nfnl_errno() == Some(Errno::EEXIST as i32) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -385,12 +394,7 @@ fn transaction(
     let count = steps.len();
     let mut buf = message(batch(NFNL_MSG_BATCH_BEGIN), NLM_F_REQUEST, base);
     for (i, (kind, attrs, flags)) in steps.into_iter().enumerate() {
-        let request = Request {
-            kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
-            family: nfproto(family),
-            res_id: 0,
-            attrs,
-        };
+        let request = Request::nftables(kind, family, attrs);
         let seq = base + 1 + i as u32;
         buf.extend(message(request, NLM_F_REQUEST | NLM_F_ACK | flags, seq));
     }
@@ -407,13 +411,13 @@ fn transaction(
             if (base + 1..end).contains(&seq) {
                 answered += 1;
                 if let Some(code) = e.code {
-                    first_error.get_or_insert(io::Error::from_raw_os_error(-code.get()));
+                    first_error.get_or_insert(-code.get());
                 }
             } else if (base..=end).contains(&seq)
                 && let Some(code) = e.code
             {
                 // The batch frame itself was refused.
-                first_error.get_or_insert(io::Error::from_raw_os_error(-code.get()));
+                first_error.get_or_insert(-code.get());
                 return Ok(Some(()));
             }
         }
@@ -421,7 +425,7 @@ fn transaction(
     })?;
     match first_error {
         None => Ok(()),
-        Some(source) => Err(NetfilterError::Nfnl { op, source }),
+        Some(errno) => Err(NetfilterError::nfnl(op, errno)),
     }
 }
 
@@ -429,15 +433,11 @@ fn transaction(
 const DUMP_ATTEMPTS: usize = 3;
 
 fn interrupted() -> NetfilterError {
-    NetfilterError::Nfnl {
-        op: "list rules",
-        source: io::Error::from_raw_os_error(nix::errno::Errno::EINTR as i32),
-    }
+    NetfilterError::nfnl("list rules", Errno::EINTR as i32)
 }
 
 fn is_interrupted(e: &NetfilterError) -> bool {
-    matches!(e, NetfilterError::Nfnl { source, .. }
-        if source.raw_os_error() == Some(nix::errno::Errno::EINTR as i32))
+    e.nfnl_errno() == Some(Errno::EINTR as i32)
 }
 
 /// The end of a read: an ACK, or "no such table or chain" (nothing to read); any other errno
@@ -448,11 +448,8 @@ fn end_of_reply(
 ) -> Result<(), NetfilterError> {
     match code {
         None => Ok(()),
-        Some(code) if -code.get() == nix::errno::Errno::ENOENT as i32 => Ok(()),
-        Some(code) => Err(NetfilterError::Nfnl {
-            op,
-            source: io::Error::from_raw_os_error(-code.get()),
-        }),
+        Some(code) if -code.get() == Errno::ENOENT as i32 => Ok(()),
+        Some(code) => Err(NetfilterError::nfnl(op, -code.get())),
     }
 }
 
@@ -466,12 +463,7 @@ fn ask(
     attrs: Vec<DefaultNla>,
     flags: u16,
 ) -> Result<(), NetfilterError> {
-    let request = Request {
-        kind: (NFNL_SUBSYS_NFTABLES << 8) | kind,
-        family: nfproto(family),
-        res_id: 0,
-        attrs,
-    };
+    let request = Request::nftables(kind, family, attrs);
     socket
         .send(&message(request, NLM_F_REQUEST | flags, seq), 0)
         .map_err(failed(op))?;

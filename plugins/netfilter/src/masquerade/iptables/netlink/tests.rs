@@ -27,10 +27,7 @@ fn fam(family: IpFamily) -> u8 {
 }
 
 fn enoent() -> NetfilterError {
-    NetfilterError::Nfnl {
-        op: "fake",
-        source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32),
-    }
+    NetfilterError::nfnl("fake", nix::errno::Errno::ENOENT as i32)
 }
 
 impl FakeNat {
@@ -138,12 +135,10 @@ impl NfRules for FakeNat {
                             .flatten()
                             .any(|r| r.jump_target() == Some(chain));
                     if busy {
-                        return Err(NetfilterError::Nfnl {
-                            op: "fake",
-                            source: std::io::Error::from_raw_os_error(
-                                nix::errno::Errno::EBUSY as i32,
-                            ),
-                        });
+                        return Err(NetfilterError::nfnl(
+                            "fake",
+                            nix::errno::Errno::EBUSY as i32,
+                        ));
                     }
                     next.remove(&key);
                 }

@@ -48,12 +48,10 @@ impl Emulator {
     fn nf_call(&self, line: String) -> Result<(), NetfilterError> {
         lock(&self.nf_calls).push(line);
         if *lock(&self.nf_broken) {
-            return Err(NetfilterError::Nfnl {
-                op: "emulated",
-                source: std::io::Error::from_raw_os_error(
-                    nix::errno::Errno::EPROTONOSUPPORT as i32,
-                ),
-            });
+            return Err(NetfilterError::nfnl(
+                "emulated",
+                nix::errno::Errno::EPROTONOSUPPORT as i32,
+            ));
         }
         Ok(())
     }
@@ -118,10 +116,7 @@ impl NfRules for Emulator {
             family_name(family),
             steps.len() - rules
         ))?;
-        let fail = |errno: nix::errno::Errno| NetfilterError::Nfnl {
-            op: "delete rules",
-            source: std::io::Error::from_raw_os_error(errno as i32),
-        };
+        let fail = |errno: nix::errno::Errno| NetfilterError::nfnl("delete rules", errno as i32);
         let mut tables = lock(&self.tables);
         // All or nothing: work on a copy; handles refer to the table as it was.
         let mut next = tables[index(family)].clone();
