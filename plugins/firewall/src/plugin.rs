@@ -14,7 +14,7 @@ use cni_netfilter::firewall::{
     IptablesFirewall, NftablesFirewall, Owner, ProcRoutes, Teardown,
 };
 use cni_netfilter::names::{go_quote, validate_name};
-use cni_netfilter::nfnl::{IptablesFlavor, NfRules, NfnlRules, iptables_flavor};
+use cni_netfilter::nfnl::{NfRules, for_this_host};
 
 use crate::config::{self, FirewallConfig, FirewallFields};
 use crate::error;
@@ -59,12 +59,9 @@ impl Service {
     /// The real tools and procfs, and nf_tables netlink unless iptables is iptables-legacy.
     pub fn system() -> Self {
         let service = Service::new(Arc::new(SystemRunner), Arc::new(ProcRoutes));
-        match iptables_flavor() {
-            IptablesFlavor::Legacy => service,
-            flavor => service.with_nf_rules(
-                Arc::new(NfnlRules::default()),
-                flavor == IptablesFlavor::Nft,
-            ),
+        match for_this_host() {
+            Some((nf, known_nft)) => service.with_nf_rules(nf, known_nft),
+            None => service,
         }
     }
 

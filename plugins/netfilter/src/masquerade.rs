@@ -13,7 +13,6 @@ pub use self::iptables::IptablesMasquerade;
 pub use self::nftables::{NftablesMasquerade, instance_comment, instance_hash, network_hash};
 use crate::NetfilterError;
 use crate::exec::{self, CommandRunner};
-use crate::nfnl::{IptablesFlavor, NfnlRules};
 
 /// Masquerading of an attachment's addresses behind the host's, as the bridge plugin's
 /// `ipMasq: true` asks for.
@@ -138,13 +137,9 @@ pub fn select_backend_with_netlink(
     runner: Arc<dyn CommandRunner>,
 ) -> Result<Box<dyn MasqueradeBackend>, NetfilterError> {
     let kind = requested_kind(requested, &runner)?;
-    let flavor = crate::nfnl::iptables_flavor();
-    Ok(match (kind, flavor) {
-        (BackendKind::Iptables, IptablesFlavor::Nft | IptablesFlavor::Unknown) => {
-            Box::new(IptablesMasquerade::new(runner).with_nf_rules(
-                Arc::new(NfnlRules::default()),
-                flavor == IptablesFlavor::Nft,
-            ))
+    Ok(match (kind, crate::nfnl::for_this_host()) {
+        (BackendKind::Iptables, Some((nf, known_nft))) => {
+            Box::new(IptablesMasquerade::new(runner).with_nf_rules(nf, known_nft))
         }
         _ => kind.backend(runner),
     })

@@ -14,7 +14,7 @@
 //!
 //! Writes of new rules stay with `iptables-restore`, so every rule keeps the exact encoding
 //! iptables-nft gives it. This is not used when the host's `iptables` is iptables-legacy
-//! ([`iptables_is_legacy`]), whose rules are not in nf_tables at all.
+//! ([`iptables_flavor`]), whose rules are not in nf_tables at all.
 
 mod encode;
 mod rule;
@@ -23,6 +23,8 @@ mod socket;
 pub use encode::rule_from_args;
 pub use rule::{Expr, NftRule, Verdict};
 pub use socket::NfnlRules;
+
+use std::sync::Arc;
 
 use crate::NetfilterError;
 use crate::exec::SystemRunner;
@@ -138,10 +140,17 @@ fn flavor_of(names: &[Option<String>]) -> IptablesFlavor {
     }
 }
 
-/// Whether `iptables` or `ip6tables` on this host's `PATH` is iptables-legacy (see
-/// [`iptables_flavor`]).
-pub fn iptables_is_legacy() -> bool {
-    iptables_flavor() == IptablesFlavor::Legacy
+/// The nf_tables access a plugin on this host should use, decided once for every caller: none
+/// with iptables-legacy; otherwise the netlink reader and whether iptables is known to be
+/// iptables-nft (so that what nf_tables does not hold is not there at all).
+pub fn for_this_host() -> Option<(Arc<dyn NfRules>, bool)> {
+    match iptables_flavor() {
+        IptablesFlavor::Legacy => None,
+        flavor => Some((
+            Arc::new(NfnlRules::default()),
+            flavor == IptablesFlavor::Nft,
+        )),
+    }
 }
 
 fn is_legacy_binary(name: &str) -> bool {

@@ -63,12 +63,12 @@ impl IptablesMasquerade {
 
     /// One family's teardown over netlink; `false` when the tools must do it.
     fn netlink_teardown(&self, family: IpFamily, chain: &str) -> bool {
-        let Some((nf, trust_absence)) = &self.nf else {
+        let Some((nf, known_nft)) = &self.nf else {
             return false;
         };
         match netlink::teardown_family(nf.as_ref(), family, chain) {
             Ok(netlink::Outcome::Removed) => true,
-            Ok(netlink::Outcome::Absent) => *trust_absence,
+            Ok(netlink::Outcome::Absent) => *known_nft,
             Err(_) => false,
         }
     }
