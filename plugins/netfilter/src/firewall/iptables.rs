@@ -101,18 +101,25 @@ impl IptablesFirewall {
             let Some(batch) = plan(&saved)? else {
                 return Ok(());
             };
-            match run_checked(
-                self.runner.as_ref(),
-                family.restore_program(),
-                &exec::restore_args(),
-                Some(&batch),
-            ) {
-                Ok(_) => return Ok(()),
+            match self.write(family, &batch) {
+                Ok(()) => return Ok(()),
                 Err(e) if e.is_lock_timeout() => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or(NetfilterError::Multiple(Vec::new())))
+    }
+
+    /// One `iptables-restore --noflush` of a planned batch.
+    fn write(&self, family: IpFamily, batch: &str) -> Result<(), NetfilterError> {
+        let args = exec::restore_args();
+        run_checked(
+            self.runner.as_ref(),
+            family.restore_program(),
+            &args,
+            Some(batch),
+        )?;
+        Ok(())
     }
 
     /// The ledger of attachments set up through this backend's lock directory.
@@ -121,7 +128,8 @@ impl IptablesFirewall {
     }
 
     /// A first ADD's rules in one batch, without reading the table with iptables: with the
-    /// shared rules checked over netlink and an append-only batch, or else with the `-C`
+    /// shared rules checked over netlink and an append-only batch, planned on the table read
+    /// over netlink when they are missing (the bridge's first container), or else with the `-C`
     /// preconditions in the batch (see [`first_add_batch`]). An error means nothing changed and
     /// the reading path must run.
     fn first_add(
@@ -134,11 +142,13 @@ impl IptablesFirewall {
         let nf = self.nf.as_ref().map(|(nf, _)| nf.as_ref());
         match nf.map(|nf| requirements_met(nf, family, fw)) {
             Some(Ok(true)) => tools.restore(&append_only_batch(fw, ips)?),
-            // The table as the kernel holds it lacks a shared rule: only the reading path
-            // creates it, a `-C` batch would just fail.
-            Some(Ok(false)) => Err(NetfilterError::RuleMissing {
-                what: format!("a shared rule in {} table filter", family.iptables()),
-            }),
+            // The table lacks a shared rule: a `-C` batch would just fail; plan on the model.
+            Some(Ok(false)) => match self.add_from_netlink_model(family, fw, ips)? {
+                true => Ok(()),
+                false => Err(NetfilterError::RuleMissing {
+                    what: format!("a shared rule in {} table filter", family.iptables()),
+                }),
+            },
             Some(Err(_)) | None => tools.restore(&first_add_batch(fw, ips)?),
         }
     }
@@ -161,12 +171,7 @@ impl IptablesFirewall {
             return Ok(false);
         };
         if let Some(batch) = plan_add(&model, fw, ips)? {
-            run_checked(
-                self.runner.as_ref(),
-                family.restore_program(),
-                &exec::restore_args(),
-                Some(&batch),
-            )?;
+            self.write(family, &batch)?;
         }
         Ok(true)
     }
@@ -223,12 +228,6 @@ impl FirewallBackend for IptablesFirewall {
                     Ok(()) => return Ok(()),
                     Err(e) if e.is_lock_timeout() => return Err(e),
                     Err(_) => {}
-                }
-                // The bridge's first container: plan on the table read over netlink.
-                match self.add_from_netlink_model(family, fw, &ips) {
-                    Ok(true) => return Ok(()),
-                    Err(e) if e.is_lock_timeout() => return Err(e),
-                    Ok(false) | Err(_) => {}
                 }
             }
             self.converge(family, false, |saved| {
