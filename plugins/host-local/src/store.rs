@@ -23,7 +23,6 @@
 //!
 //! All reading and writing goes through a [`StoreLock`], so the lock is provably held.
 
-use std::ffi::CStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -31,7 +30,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::dir::{Dir, Type};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
@@ -327,28 +325,21 @@ impl StoreLock<'_> {
     /// (writers stage only with the lock held, as it is now) and are removed, best effort.
     pub fn reservations(&self) -> Result<Vec<Reservation>, HostLocalError> {
         let dir = self.dir();
-        let list_error = |e: nix::Error| HostLocalError::store("list", dir, e.into());
+        let list_error = |e| HostLocalError::store("list", dir, e);
+        let entries = fs::read_dir(dir).map_err(list_error)?;
         // Every file is opened relative to the directory: with a thousand reservations, looking
         // up the whole path each time was most of this listing's cost.
-        let mut handle = Dir::open(
-            dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(list_error)?;
-        // A second descriptor of the directory to open entries from while `handle` iterates.
-        let base = File::open(dir).map_err(|e| HostLocalError::store("list", dir, e))?;
+        let base = File::open(dir).map_err(list_error)?;
         let mut out = Vec::new();
         let mut buf = Vec::with_capacity(256);
-        for entry in handle.iter() {
+        for entry in entries {
             let entry = entry.map_err(list_error)?;
-            let Ok(file_name) = entry.file_name().to_str() else {
+            let Ok(file_name) = entry.file_name().into_string() else {
                 continue;
             };
-            let kind = entry.file_type();
             if file_name.starts_with(STAGING_PREFIX) {
-                if kind != Some(Type::Directory) {
-                    let _ = fs::remove_file(dir.join(file_name));
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = fs::remove_file(entry.path());
                 }
                 continue;
             }
@@ -358,18 +349,16 @@ impl StoreLock<'_> {
             let Ok(ip) = file_name.parse::<IpAddr>() else {
                 continue;
             };
-            // Regular files only; an unknown type (some file systems) is checked once open.
-            if kind.is_some_and(|k| k != Type::File) {
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            let verify = kind.is_none();
-            let content = match read_reservation(&base, entry.file_name(), verify, &mut buf) {
-                Ok(Some(content)) => content,
-                Ok(None) | Err(_) => continue, // vanished, unreadable or not a file: skipped
+            let content = match read_reservation(&base, &file_name, &mut buf) {
+                Ok(content) => content,
+                Err(_) => continue, // vanished or unreadable: the reference skips it too
             };
             out.push(Reservation {
                 ip: ip.to_canonical(),
-                file_name: file_name.to_owned(),
+                file_name,
                 content,
             });
         }
@@ -463,27 +452,16 @@ fn attachment_key(id: &str, ifname: &str) -> String {
     format!("{}{LINE_BREAK}{ifname}", id.trim())
 }
 
-/// Reads a reservation file; `Ok(None)` when too large or not UTF-8.
-/// The trimmed content of reservation `name` in the directory `dir` (`Some(None)` when it
-/// is too large or not UTF-8), read through `buf`; `None` when `verify_type` finds it is not a
-/// regular file. Opened without following symlinks and without blocking on a FIFO.
-fn read_reservation(
-    dir: &File,
-    name: &CStr,
-    verify_type: bool,
-    buf: &mut Vec<u8>,
-) -> io::Result<Option<Option<String>>> {
+/// The trimmed content of reservation `name` in the directory `dir`, read through `buf`;
+/// `None` when it is too large or not UTF-8. Opened without following a symlink and without
+/// blocking on a FIFO swapped in since the listing.
+fn read_reservation(dir: &File, name: &str, buf: &mut Vec<u8>) -> io::Result<Option<String>> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     let file = File::from(openat(dir, name, flags, Mode::empty()).map_err(io::Error::from)?);
-    if verify_type && !file.metadata()?.is_file() {
-        return Ok(None);
-    }
     buf.clear();
     (&file).take(MAX_RESERVATION_BYTES + 1).read_to_end(buf)?;
     if buf.len() as u64 > MAX_RESERVATION_BYTES {
-        return Ok(Some(None));
+        return Ok(None);
     }
-    Ok(Some(
-        std::str::from_utf8(buf).ok().map(|s| s.trim().to_owned()),
-    ))
+    Ok(std::str::from_utf8(buf).ok().map(|s| s.trim().to_owned()))
 }
