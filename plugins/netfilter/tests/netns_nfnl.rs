@@ -345,7 +345,7 @@ fn a_dump_raced_by_changes_is_exact_or_an_error() {
         .arg("while :; do iptables -I BIG 1 -j RETURN; iptables -D BIG -j RETURN; done")
         .spawn()
         .unwrap();
-    let mut churn = scopeguard(churn);
+    let churn = Reaped(churn);
     let (mut exact, mut refused) = (0, 0);
     let _in = ns.enter();
     for _ in 0..100 {
@@ -371,8 +371,7 @@ fn a_dump_raced_by_changes_is_exact_or_an_error() {
             }
         }
     }
-    let _ = churn.0.kill();
-    let _ = churn.0.wait();
+    drop(churn);
     eprintln!("{exact} exact listings, {refused} refused as interrupted");
     // Quiet again (the last iptables the loop started may still finish): the same reader
     // lists the chain exactly.
@@ -394,8 +393,4 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn scopeguard(child: std::process::Child) -> Reaped {
-    Reaped(child)
 }
