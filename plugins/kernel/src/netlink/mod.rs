@@ -3,6 +3,7 @@
 //! One [`Netlink`] value works in one namespace: the one its socket was opened in
 //! ([`RtnlSocket::open_in`]). Plugins hold one for the host side and one for the container side.
 
+mod devconf;
 mod fake;
 mod rtnl;
 mod socket;
@@ -12,6 +13,7 @@ use std::os::fd::BorrowedFd;
 
 use ipnetwork::IpNetwork;
 
+pub use devconf::IpFamily;
 pub use fake::{FakeNetlink, SharedFake};
 pub use socket::RtnlSocket;
 

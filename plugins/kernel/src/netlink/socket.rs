@@ -51,23 +51,18 @@ impl RtnlSocket {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, KernelError> {
-        self.seq = self.seq.wrapping_add(1);
+        let seq = self.next_seq();
         let mut packet = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
         packet.header.flags = NLM_F_REQUEST | flags;
-        packet.header.sequence_number = self.seq;
+        packet.header.sequence_number = seq;
         packet.finalize();
         let mut buf = vec![0; packet.buffer_len()];
         packet.serialize(&mut buf[..]);
-        self.socket
-            .send(&buf, 0)
-            .map_err(|source| KernelError::Socket { op: "send", source })?;
+        self.send_raw(&buf)?;
 
         let mut replies = Vec::new();
         loop {
-            let (data, _) = self
-                .socket
-                .recv_from_full()
-                .map_err(|source| KernelError::Socket { op: "recv", source })?;
+            let data = self.recv_raw()?;
             let mut offset = 0;
             while offset < data.len() {
                 let reply: NetlinkMessage<RouteNetlinkMessage> =
@@ -78,7 +73,7 @@ impl RtnlSocket {
                         }
                     })?;
                 let len = reply.header.length as usize;
-                if reply.header.sequence_number == self.seq {
+                if reply.header.sequence_number == seq {
                     match reply.payload {
                         NetlinkPayload::Done(_) => return Ok(replies),
                         NetlinkPayload::Error(e) => {
@@ -106,5 +101,27 @@ impl RtnlSocket {
                 offset += len;
             }
         }
+    }
+
+    /// The sequence number of the next request.
+    pub(super) fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Sends one framed request.
+    pub(super) fn send_raw(&mut self, request: &[u8]) -> Result<(), KernelError> {
+        self.socket
+            .send(request, 0)
+            .map(drop)
+            .map_err(|source| KernelError::Socket { op: "send", source })
+    }
+
+    /// Receives one datagram of replies.
+    pub(super) fn recv_raw(&mut self) -> Result<Vec<u8>, KernelError> {
+        self.socket
+            .recv_from_full()
+            .map(|(data, _)| data)
+            .map_err(|source| KernelError::Socket { op: "recv", source })
     }
 }

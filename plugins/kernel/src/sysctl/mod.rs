@@ -3,10 +3,16 @@
 //! Keys use the `/` form relative to `/proc/sys` (`net/ipv4/conf/eth0.100/arp_notify`), so
 //! interface names containing dots need no escaping. Keys are validated before use: only
 //! `net/…`, no empty, `.` or `..` components.
+//!
+//! A few keys are served over rtnetlink instead ([`over_netlink`]): opening files under
+//! `/proc/sys/net/ipv{4,6}` costs time proportional to the number of namespaces on the host.
+
+mod over_netlink;
 
 use std::path::PathBuf;
 
 use crate::error::KernelError;
+use crate::netlink::RtnlSocket;
 use crate::netns::Netns;
 
 /// Sysctl access in one namespace.
@@ -38,16 +44,31 @@ pub fn key_path(key: &str) -> Result<PathBuf, KernelError> {
     Ok(PathBuf::from("/proc/sys").join(key))
 }
 
-/// `/proc/sys` as seen from a namespace (the caller's own when `netns` is None).
+/// `/proc/sys` as seen from a namespace (the caller's own when `netns` is None), with the keys
+/// that have an equivalent netlink form served over an rtnetlink socket opened in it.
 #[derive(Debug)]
 pub struct ProcSysctl<'a> {
     netns: Option<&'a Netns>,
+    /// Opened on the first key with a netlink form; `Some(None)` after opening failed.
+    rtnl: Option<Option<RtnlSocket>>,
 }
 
 impl<'a> ProcSysctl<'a> {
     /// Sysctls of `netns`, or of the caller's namespace.
     pub fn new(netns: Option<&'a Netns>) -> Self {
-        ProcSysctl { netns }
+        ProcSysctl { netns, rtnl: None }
+    }
+
+    /// The namespace's rtnetlink socket, opened on first use; `None` when it cannot be opened
+    /// (then proc serves every key).
+    fn rtnl(&mut self) -> Option<&mut RtnlSocket> {
+        let netns = self.netns;
+        self.rtnl
+            .get_or_insert_with(|| match netns {
+                Some(ns) => RtnlSocket::open_in(ns).ok(),
+                None => RtnlSocket::open().ok(),
+            })
+            .as_mut()
     }
 
     fn in_ns<T>(
@@ -69,12 +90,24 @@ impl<'a> ProcSysctl<'a> {
 impl Sysctl for ProcSysctl<'_> {
     fn read(&mut self, key: &str) -> Result<String, KernelError> {
         let path = key_path(key)?;
+        if let Some(nl_key) = over_netlink::classify(key)
+            && let Some(sock) = self.rtnl()
+            && let Ok(Some(value)) = over_netlink::read(sock, nl_key)
+        {
+            return Ok(value);
+        }
         let raw = self.in_ns(|| std::fs::read_to_string(&path), key)?;
         Ok(raw.trim_end_matches('\n').to_string())
     }
 
     fn write(&mut self, key: &str, value: &str) -> Result<(), KernelError> {
         let path = key_path(key)?;
+        if let Some(nl_key) = over_netlink::classify(key)
+            && let Some(sock) = self.rtnl()
+            && let Ok(true) = over_netlink::write(sock, nl_key, value)
+        {
+            return Ok(());
+        }
         self.in_ns(|| std::fs::write(&path, value), key)
     }
 }
