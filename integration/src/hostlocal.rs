@@ -168,9 +168,12 @@ impl<'w> HostLocal<'w> {
     }
 }
 
-/// `lock` and `last_reserved_ip.<n>`.
+/// `lock`, `last_reserved_ip.<n>` and our owner cache `.reservation-owners` (which goes with
+/// the last reservation, but a DEL killed between the two leaves it).
 pub fn is_bookkeeping(file_name: &str) -> bool {
-    file_name == "lock" || file_name.starts_with("last_reserved_ip.")
+    file_name == "lock"
+        || file_name.starts_with("last_reserved_ip.")
+        || file_name == ".reservation-owners"
 }
 
 /// The `address` of every entry of a 1.x/0.3.x result's `ips`.

@@ -148,7 +148,7 @@ fn gc_deletes_attachments_whose_netns_is_gone_and_forwards_gc_on_1_1_0() {
     let mut left: Vec<String> = fs::read_dir(data.join("gcnet"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
+        .filter(|n| !integration_tests::hostlocal::is_bookkeeping(n))
         .collect();
     left.sort();
     assert_eq!(left.len(), 1, "only the live reservation stays: {left:?}");

@@ -42,7 +42,26 @@ fn store_layout_is_byte_exact() {
     hl.add("c1", "eth0").expect_success();
 
     let tree = read_tree(&world.data_dir());
-    let listing: Vec<String> = tree.iter().map(|(p, e)| format!("{p} {e}")).collect();
+    // Our owner cache: not part of the Go layout, checked on its own (inode numbers vary).
+    let cache = &tree["net1/.reservation-owners"];
+    assert_eq!(cache.mode() & 0o777, 0o600);
+    let cache_text = String::from_utf8(cache.content().to_vec()).unwrap();
+    let cache_lines: Vec<&str> = cache_text.lines().collect();
+    assert_eq!(cache_lines.len(), 3, "{cache_text}");
+    assert_eq!(cache_lines[0], "host-local reservation owners v1");
+    for (line, ip) in cache_lines[1..].iter().zip(["10.79.0.2", "fd00:79::2"]) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(
+            (fields[0], fields[1], fields[3], fields[4]),
+            ("a", ip, "c1", "eth0"),
+            "{line}"
+        );
+    }
+    let listing: Vec<String> = tree
+        .iter()
+        .filter(|(p, _)| p.as_str() != "net1/.reservation-owners")
+        .map(|(p, e)| format!("{p} {e}"))
+        .collect();
     assert_eq!(
         listing,
         [

@@ -114,6 +114,45 @@ fn our_allocations_are_continued_checked_and_released_by_go() {
     go.assert_at_baseline(&baseline);
 }
 
+/// Our owner cache (`.reservation-owners`) between Go's writes: Go creates and removes
+/// reservations without touching it, and every verb of ours still sees exactly the files.
+#[test]
+fn our_owner_cache_follows_what_go_writes_in_between() {
+    let world = World::new();
+    let (go, ours) = pair(&world, &dual_conf(&world, "compat4"));
+    let baseline = go.snapshot();
+    ours.add_ok("a", "eth0");
+    ours.add_ok("b", "eth0");
+    assert!(ours.store().contains_key(".reservation-owners"));
+    assert_eq!(go.add_ok("c", "eth0"), ["10.88.0.4/24", "fd00:88::4/64"]);
+    go.del("a", "eth0").expect_silent_success();
+
+    ours.add("c", "eth0")
+        .expect_error(112, "10.88.0.4 has been allocated to c");
+    ours.check("a", "eth0", None).cni_error();
+    ours.check("c", "eth0", None).expect_silent_success();
+    ours.del("c", "eth0").expect_silent_success();
+    assert_eq!(ours.add_ok("d", "eth0"), ["10.88.0.5/24", "fd00:88::5/64"]);
+    assert_eq!(
+        files(&ours),
+        pairs(&[
+            ("10.88.0.3", "b\r\neth0"),
+            ("10.88.0.5", "d\r\neth0"),
+            ("fd00:88::3", "b\r\neth0"),
+            ("fd00:88::5", "d\r\neth0"),
+        ])
+    );
+    assert_eq!(go.add_ok("e", "eth0"), ["10.88.0.6/24", "fd00:88::6/64"]);
+    ours.del("b", "eth0").expect_silent_success();
+    ours.del("d", "eth0").expect_silent_success();
+    ours.del("e", "eth0").expect_silent_success();
+    assert!(
+        !ours.store().contains_key(".reservation-owners"),
+        "the cache goes with the last reservation"
+    );
+    ours.assert_at_baseline(&baseline);
+}
+
 #[test]
 fn legacy_id_only_reservations_are_honoured() {
     let world = World::new();

@@ -351,8 +351,8 @@ fn files_we_write_have_owner_only_modes() {
         assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
         seen += 1;
     }
-    // lock, two reservations, two cursors.
-    assert_eq!(seen, 5);
+    // lock, two reservations, two cursors, the owner cache.
+    assert_eq!(seen, 6);
 
     let t = TuningNet::new(&world, "tunmode", "10.204.0.0/24");
     t.write("1.0.0", json!({}), json!({"mtu": 1450}));

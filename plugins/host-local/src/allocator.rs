@@ -157,19 +157,25 @@ impl CallState<'_, '_> {
         })
     }
 
+    /// The attachment's own addresses (re-read from their files when the owner cache named
+    /// them; a cached "not owned" is trusted, see [`crate::store::owner_cache`]) and every
+    /// address whose file exists under the canonical name.
     fn list_existing(&self) -> Result<(Vec<IpAddr>, HashSet<IpAddr>), HostLocalError> {
-        let reservations = self.lock.reservations()?;
-        let owned = reservations
-            .iter()
-            .filter(|r| owned_by(r, self.id, self.ifname))
-            .map(|r| r.ip)
-            .collect();
+        let mut reservations = self.lock.reservations()?;
+        let mine = |r: &Reservation| owned_by(r, self.id, self.ifname);
+        let owned = match self.lock.confirmed(&reservations, mine)? {
+            Some(owned) => owned,
+            None => {
+                reservations = self.lock.reservations_from_files()?;
+                reservations.iter().filter(|r| mine(r)).cloned().collect()
+            }
+        };
         let taken = reservations
             .iter()
             .filter(|r| r.has_canonical_name())
             .map(|r| r.ip)
             .collect();
-        Ok((owned, taken))
+        Ok((owned.into_iter().map(|r| r.ip).collect(), taken))
     }
 
     fn rollback(&self) {
@@ -203,7 +209,8 @@ pub fn gc(lock: &StoreLock<'_>, valid: &[(String, String)]) -> Result<Vec<IpAddr
         .map(|(id, ifname)| (id.trim(), ifname.as_str()))
         .collect();
     let ids: HashSet<&str> = valid.iter().map(|(id, _)| id.trim()).collect();
-    let reservations = lock.reservations()?;
+    // Not a hot path: every owner is read from its file, the cache is not trusted here.
+    let reservations = lock.reservations_from_files()?;
     let stale = reservations.iter().filter(|r| match r.owner() {
         Owner::Attachment { id, ifname } => !attachments.contains(&(id.as_str(), ifname.as_str())),
         Owner::Legacy { id } => !ids.contains(id.as_str()),

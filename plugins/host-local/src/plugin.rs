@@ -366,6 +366,12 @@ mod tests {
                     let (id, ifname) = content.split_once("\r\n").unwrap();
                     cni_core::validate::container_id(id).unwrap();
                     assert_eq!(ifname, "eth0");
+                } else if name == crate::store::owner_cache::CACHE_FILE {
+                    let text = std::fs::read_to_string(f.path()).unwrap();
+                    assert!(
+                        crate::store::owner_cache::OwnerCache::decode(&text).is_some(),
+                        "{text}"
+                    );
                 } else {
                     assert!(
                         name == "lock" || name.starts_with("last_reserved_ip."),

@@ -21,17 +21,23 @@
 //! directory listing ([`StoreLock::reservations`], which ADD without requested addresses, DEL,
 //! CHECK, GC and STATUS already do) removes them; ADD of a requested address lists nothing.
 //!
+//! Owners are read through the [`owner_cache`] (`.reservation-owners`), so a listing reads the
+//! directory and only the files created since the last call; anything removed or reported is
+//! re-read first.
+//!
 //! All reading and writing goes through a [`StoreLock`], so the lock is provably held.
 
+mod listing;
+pub mod owner_cache;
+
+pub(crate) use listing::Owners;
+
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::Mode;
 
 use crate::error::HostLocalError;
 
@@ -103,6 +109,12 @@ pub struct Reservation {
     pub file_name: String,
     /// File content with surrounding whitespace trimmed; `None` when unreadable.
     content: Option<String>,
+    /// The file's inode number, as the directory listing gave it.
+    ino: u64,
+    /// True when `content` came from the owner cache rather than from the file just now.
+    from_cache: bool,
+    /// True when `file_name` is `ip` in canonical text form.
+    canonical_name: bool,
 }
 
 impl Reservation {
@@ -122,7 +134,7 @@ impl Reservation {
 
     /// True when the file is in the canonical name form the allocator would create.
     pub fn has_canonical_name(&self) -> bool {
-        self.file_name == self.ip.to_string()
+        self.canonical_name
     }
 
     fn matches_key(&self, key: &str) -> bool {
@@ -203,7 +215,10 @@ impl Store {
     pub fn lock_within(&self, timeout: Duration) -> Result<StoreLock<'_>, HostLocalError> {
         cni_core::lock::lock_exclusive_within(&self.lock, timeout)
             .map_err(|e| HostLocalError::store("lock", self.dir.join(LOCK_FILE), e))?;
-        Ok(StoreLock { store: self })
+        Ok(StoreLock {
+            store: self,
+            cache: Default::default(),
+        })
     }
 }
 
@@ -211,10 +226,14 @@ impl Store {
 #[derive(Debug)]
 pub struct StoreLock<'a> {
     store: &'a Store,
+    /// The owner cache as this holder knows it, and its changes not yet written.
+    cache: std::cell::RefCell<listing::CacheState>,
 }
 
 impl Drop for StoreLock<'_> {
+    /// Writes this holder's changes to the owner cache, then releases the lock.
     fn drop(&mut self) {
+        self.flush_cache();
         // Closing the file would release the lock as well; an unlock error leaves nothing to do.
         let _ = self.store.lock.unlock();
     }
@@ -244,7 +263,7 @@ impl StoreLock<'_> {
         let path = self.path(&ip.to_string());
         let staging = self.path(RESERVATION_STAGING);
         let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
-        self.stage(&staging, content.as_bytes(), false)?;
+        let ino = self.stage(&staging, content.as_bytes(), false)?;
         // Test hooks (inert unless CNI_TEST_ABORT_AT names them): crash points of the fault
         // suite. `staged`: the owner is written, the reservation does not exist yet.
         cni_core::fault::point("host-local:staged");
@@ -264,13 +283,14 @@ impl StoreLock<'_> {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
+        self.note_reserved(ip.to_string(), ino, content);
         Ok(true)
     }
 
     /// Writes `content` to the staging file `path` (mode 0600), replacing a crashed writer's
-    /// leftover of that name. With `sync`, the data reaches the disk before this returns. On
-    /// error the staging file is removed again.
-    fn stage(&self, path: &Path, content: &[u8], sync: bool) -> Result<(), HostLocalError> {
+    /// leftover of that name, and returns its inode number. With `sync`, the data reaches the
+    /// disk before this returns. On error the staging file is removed again.
+    fn stage(&self, path: &Path, content: &[u8], sync: bool) -> Result<u64, HostLocalError> {
         let create = || {
             OpenOptions::new()
                 .write(true)
@@ -289,13 +309,16 @@ impl StoreLock<'_> {
         .map_err(|e| HostLocalError::store("create", path, e))?;
         let written = file
             .write_all(content)
-            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
-        if let Err(e) = written {
-            drop(file);
-            let _ = fs::remove_file(path);
-            return Err(HostLocalError::store("write", path, e));
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
+            .and_then(|()| file.metadata());
+        match written {
+            Ok(meta) => Ok(std::os::unix::fs::MetadataExt::ino(&meta)),
+            Err(e) => {
+                drop(file);
+                let _ = fs::remove_file(path);
+                Err(HostLocalError::store("write", path, e))
+            }
         }
-        Ok(())
     }
 
     /// Atomically replaces `last_reserved_ip.<range_index>`.
@@ -319,84 +342,94 @@ impl StoreLock<'_> {
     }
 
     /// Every reservation file (regular files named by an address; `lock`,
-    /// `last_reserved_ip.*`, symlinks and subdirectories are ignored), sorted by file name.
-    ///
-    /// Staging files ([`STAGING_PREFIX`]) found on the way are a crashed writer's leftovers
-    /// (writers stage only with the lock held, as it is now) and are removed, best effort.
+    /// `last_reserved_ip.*`, the owner cache, symlinks and subdirectories are ignored), sorted
+    /// by file name. Owners come from the [`owner_cache`] where it knows the file: use
+    /// [`StoreLock::confirm`] before acting on one, or [`StoreLock::reservations_from_files`].
+    /// Staging files found on the way are a crashed writer's leftovers and are removed.
     pub fn reservations(&self) -> Result<Vec<Reservation>, HostLocalError> {
-        let dir = self.dir();
-        let list_error = |e| HostLocalError::store("list", dir, e);
-        let entries = fs::read_dir(dir).map_err(list_error)?;
-        // Every file is opened relative to the directory: with a thousand reservations, looking
-        // up the whole path each time was most of this listing's cost.
-        let base = File::open(dir).map_err(list_error)?;
-        let mut out = Vec::new();
-        let mut buf = Vec::with_capacity(256);
-        for entry in entries {
-            let entry = entry.map_err(list_error)?;
-            let Ok(file_name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if file_name.starts_with(STAGING_PREFIX) {
-                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = fs::remove_file(entry.path());
-                }
-                continue;
-            }
-            if file_name == LOCK_FILE || file_name.starts_with(LAST_RESERVED_IP_PREFIX) {
-                continue;
-            }
-            let Ok(ip) = file_name.parse::<IpAddr>() else {
-                continue;
-            };
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let content = match read_reservation(&base, &file_name, &mut buf) {
-                Ok(content) => content,
-                Err(_) => continue, // vanished or unreadable: the reference skips it too
-            };
-            out.push(Reservation {
-                ip: ip.to_canonical(),
-                file_name,
-                content,
-            });
-        }
-        out.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-        Ok(out)
+        self.list(Owners::Cached)
     }
 
-    /// Addresses reserved by `(id, ifname)`, or by `id` in the legacy format.
+    /// [`StoreLock::reservations`] with every owner read from its file now.
+    pub fn reservations_from_files(&self) -> Result<Vec<Reservation>, HostLocalError> {
+        self.list(Owners::FromFiles)
+    }
+
+    /// Addresses reserved by `(id, ifname)`, or by `id` in the legacy format, as the files say:
+    /// cached owners that match are re-read, and when the cache shows none the files are read.
     pub fn find(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, HostLocalError> {
         let key = attachment_key(id, ifname);
         let legacy = id.trim();
-        Ok(self
-            .reservations()?
-            .into_iter()
-            .filter(|r| r.matches_key(&key) || r.matches_key(legacy))
-            .map(|r| r.ip)
-            .collect())
+        let owned = |r: &Reservation| r.matches_key(&key) || r.matches_key(legacy);
+        let found = self.confirmed(&self.reservations()?, owned)?;
+        let found = match found {
+            Some(found) if !found.is_empty() => found,
+            _ => self
+                .reservations_from_files()?
+                .into_iter()
+                .filter(owned)
+                .collect(),
+        };
+        Ok(found.into_iter().map(|r| r.ip).collect())
+    }
+
+    /// The reservations of `listing` that `pick` selects, each re-read from its file if its
+    /// owner was cached; `None` when a re-read one is no longer selected (or gone), i.e. when
+    /// the cache was wrong about it and the caller should read the files.
+    pub(crate) fn confirmed(
+        &self,
+        listing: &[Reservation],
+        pick: impl Fn(&Reservation) -> bool,
+    ) -> Result<Option<Vec<Reservation>>, HostLocalError> {
+        let mut out = Vec::new();
+        for r in listing.iter().filter(|r| pick(r)) {
+            match self.confirm(r)? {
+                Some(now) if pick(&now) => out.push(now),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(out))
     }
 
     /// Removes every reservation of `(id, ifname)`. Legacy (ID-only) reservations of `id` are
     /// removed too when none of the current format was found, or when `always_legacy` is set.
     /// Every matching file is attempted; failures are reported together at the end.
+    ///
+    /// Files are re-read before they are removed; when the cache shows no reservation of the
+    /// attachment, the files are read (so a repeated DEL costs a full read, a first one not).
     pub fn release(
         &self,
         id: &str,
         ifname: &str,
         always_legacy: bool,
     ) -> Result<Vec<IpAddr>, HostLocalError> {
-        let reservations = self.reservations()?;
         let key = attachment_key(id, ifname);
+        let current = |r: &Reservation| r.matches_key(&key);
+        let legacy = |r: &Reservation| r.matches_key(id.trim());
+        let listing = self.reservations()?;
+        let mut mine = match self.confirmed(&listing, current)? {
+            Some(found) if !found.is_empty() => found,
+            _ => self
+                .reservations_from_files()?
+                .into_iter()
+                .filter(|r| current(r))
+                .collect(),
+        };
+        if mine.is_empty() || always_legacy {
+            // Only plugin versions from before the attachment format wrote legacy files; a
+            // cached "none" is trusted here, a cached match is re-read like any other.
+            match self.confirmed(&listing, legacy)? {
+                Some(found) => mine.extend(found),
+                None => mine.extend(
+                    self.reservations_from_files()?
+                        .into_iter()
+                        .filter(|r| legacy(r)),
+                ),
+            }
+        }
         let mut released = Vec::new();
         let mut failures = Vec::new();
-        let current = reservations.iter().filter(|r| r.matches_key(&key));
-        self.remove_all(current, &mut released, &mut failures);
-        if released.is_empty() || always_legacy {
-            let legacy = reservations.iter().filter(|r| r.matches_key(id.trim()));
-            self.remove_all(legacy, &mut released, &mut failures);
-        }
+        self.remove_all(mine.iter(), &mut released, &mut failures);
         teardown_result(released, failures)
     }
 
@@ -410,7 +443,10 @@ impl StoreLock<'_> {
         for r in reservations {
             let path = self.path(&r.file_name);
             match fs::remove_file(&path) {
-                Ok(()) => released.push(r.ip),
+                Ok(()) => {
+                    self.note_removed(&r.file_name);
+                    released.push(r.ip);
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => failures.push(HostLocalError::store("remove", path, e)),
             }
@@ -419,12 +455,17 @@ impl StoreLock<'_> {
 
     /// Removes the reservation file of `ip` (canonical name); a missing file is fine.
     pub fn remove(&self, ip: IpAddr) -> Result<(), HostLocalError> {
-        let path = self.path(&ip.to_canonical().to_string());
+        let name = ip.to_canonical().to_string();
+        let path = self.path(&name);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 Err(HostLocalError::store("remove", path, e))
             }
-            _ => Ok(()),
+            Err(_) => Ok(()),
+            Ok(()) => {
+                self.note_removed(&name);
+                Ok(())
+            }
         }
     }
 
@@ -450,18 +491,4 @@ pub(crate) fn teardown_result(
 
 fn attachment_key(id: &str, ifname: &str) -> String {
     format!("{}{LINE_BREAK}{ifname}", id.trim())
-}
-
-/// The trimmed content of reservation `name` in the directory `dir`, read through `buf`;
-/// `None` when it is too large or not UTF-8. Opened without following a symlink and without
-/// blocking on a FIFO swapped in since the listing.
-fn read_reservation(dir: &File, name: &str, buf: &mut Vec<u8>) -> io::Result<Option<String>> {
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let file = File::from(openat(dir, name, flags, Mode::empty()).map_err(io::Error::from)?);
-    buf.clear();
-    (&file).take(MAX_RESERVATION_BYTES + 1).read_to_end(buf)?;
-    if buf.len() as u64 > MAX_RESERVATION_BYTES {
-        return Ok(None);
-    }
-    Ok(std::str::from_utf8(buf).ok().map(|s| s.trim().to_owned()))
 }
