@@ -22,9 +22,9 @@ use crate::error::HostLocalError;
 /// Where a listing takes the owners from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owners {
-    /// The cache where it knows the file (and the cache is then brought up to date).
+    /// The cache where it knows the file; the others are read.
     Cached,
-    /// Every file, read now (the cache is rewritten from what was read).
+    /// Every file, read now.
     FromFiles,
 }
 
@@ -33,7 +33,9 @@ const CACHE_STAGING: &str = ".staging.reservation-owners";
 /// Appended lines beyond twice the entries (plus this) make the cache be rewritten compacted.
 const COMPACT_SLACK: usize = 64;
 
-/// What one lock holder knows of the cache and has changed since (see [`StoreLock::drop`]).
+/// What one lock holder knows of the cache and has changed since; written out when the
+/// [`StoreLock`] drops ([`StoreLock::flush_cache`]). Either way of listing rewrites the cache
+/// when it does not match what was listed.
 #[derive(Debug, Default)]
 pub(crate) struct CacheState {
     /// After a listing: the number of reservations, which the cache file then says exactly,
