@@ -76,6 +76,8 @@ enum NetconfReply {
     Forwarding(Option<i32>),
     /// `NLMSG_ERROR` with this (negative) errno, or 0 for an ACK.
     Error(i32),
+    /// `NLMSG_DONE`: the answer ended without a netconf message.
+    Done,
     /// Anything else (another sequence number is filtered before this).
     Other,
 }
@@ -98,7 +100,7 @@ fn parse_netconf(message_type: u16, payload: &[u8]) -> NetconfReply {
                 .map(i32::from_ne_bytes);
             NetconfReply::Forwarding(forwarding)
         }
-        NLMSG_DONE => NetconfReply::Other,
+        NLMSG_DONE => NetconfReply::Done,
         _ => NetconfReply::Other,
     }
 }
@@ -133,7 +135,7 @@ impl RtnlSocket {
                 if msg.sequence_number() == seq {
                     match parse_netconf(msg.message_type(), msg.payload()) {
                         NetconfReply::Forwarding(f) => return Ok(f),
-                        NetconfReply::Error(0) => return Ok(None),
+                        NetconfReply::Error(0) | NetconfReply::Done => return Ok(None),
                         NetconfReply::Error(code) => {
                             return Err(KernelError::Netlink {
                                 op: OP,
@@ -266,7 +268,8 @@ mod tests {
             parse_netconf(NLMSG_ERROR, &(-95i32).to_ne_bytes()),
             NetconfReply::Error(-95)
         );
-        assert_eq!(parse_netconf(NLMSG_DONE, &[]), NetconfReply::Other);
+        assert_eq!(parse_netconf(NLMSG_DONE, &[]), NetconfReply::Done);
+        assert_eq!(parse_netconf(RTM_GETNETCONF, &[]), NetconfReply::Other);
     }
 
     #[test]
