@@ -14,7 +14,7 @@ use netlink_packet_route::link::{
 };
 use rtnetlink::LinkUnspec;
 
-use super::socket::RtnlSocket;
+use super::socket::{Next, RtnlSocket};
 use crate::error::KernelError;
 
 /// `RTM_GETNETCONF` and its answer `RTM_NEWNETCONF` (linux/rtnetlink.h).
@@ -123,31 +123,20 @@ impl RtnlSocket {
         const OP: &str = "get netconf";
         let seq = self.next_seq();
         self.send_raw(&netconf_request(family, seq))?;
-        loop {
-            let data = self.recv_raw()?;
-            let mut rest = &data[..];
-            while !rest.is_empty() {
-                let msg = NetlinkBuffer::new_checked(rest).map_err(|e| KernelError::Decode {
-                    op: OP,
-                    detail: e.to_string(),
-                })?;
-                let len = (msg.length() as usize).max(NLMSG_HEADER).min(rest.len());
-                if msg.sequence_number() == seq {
-                    match parse_netconf(msg.message_type(), msg.payload()) {
-                        NetconfReply::Forwarding(f) => return Ok(f),
-                        NetconfReply::Error(0) | NetconfReply::Done => return Ok(None),
-                        NetconfReply::Error(code) => {
-                            return Err(KernelError::Netlink {
-                                op: OP,
-                                source: std::io::Error::from_raw_os_error(-code),
-                            });
-                        }
-                        NetconfReply::Other => {}
-                    }
+        self.answer(OP, seq, |bytes| {
+            let msg = NetlinkBuffer::new(bytes);
+            Ok(match parse_netconf(msg.message_type(), msg.payload()) {
+                NetconfReply::Forwarding(f) => Next::Done(f),
+                NetconfReply::Error(0) | NetconfReply::Done => Next::Done(None),
+                NetconfReply::Error(code) => {
+                    return Err(KernelError::Netlink {
+                        op: OP,
+                        source: std::io::Error::from_raw_os_error(-code),
+                    });
                 }
-                rest = &rest[netlink_aligned(len).min(rest.len())..];
-            }
-        }
+                NetconfReply::Other => Next::More,
+            })
+        })
     }
 
     /// The link message of `name` with its per-family settings.
@@ -212,10 +201,6 @@ fn af_specs(msg: &LinkMessage) -> impl Iterator<Item = &AfSpecUnspec> {
         LinkAttribute::AfSpecUnspec(specs) => specs.as_slice(),
         _ => &[],
     })
-}
-
-fn netlink_aligned(len: usize) -> usize {
-    (len + 3) & !3
 }
 
 #[cfg(test)]

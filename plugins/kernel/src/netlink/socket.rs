@@ -4,13 +4,22 @@
 use std::io;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use crate::error::KernelError;
 use crate::netns::Netns;
+
+/// What [`RtnlSocket::answer`] does after one message.
+pub(super) enum Next<T> {
+    /// Wait for more messages.
+    More,
+    /// The answer is complete.
+    Done(T),
+}
 
 /// A route-netlink socket bound to one network namespace.
 #[derive(Debug)]
@@ -61,44 +70,63 @@ impl RtnlSocket {
         self.send_raw(&buf)?;
 
         let mut replies = Vec::new();
-        loop {
-            let data = self.recv_raw()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let reply: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&data[offset..]).map_err(|e| {
-                        KernelError::Decode {
+        let plain_get = flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0;
+        self.answer(op, seq, |bytes| {
+            let reply: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(bytes)
+                .map_err(|e| KernelError::Decode {
+                    op,
+                    detail: e.to_string(),
+                })?;
+            Ok(match reply.payload {
+                NetlinkPayload::Done(_) => Next::Done(()),
+                NetlinkPayload::Error(e) => match e.code {
+                    None => Next::Done(()),
+                    Some(code) => {
+                        return Err(KernelError::Netlink {
                             op,
-                            detail: e.to_string(),
-                        }
-                    })?;
-                let len = reply.header.length as usize;
-                if reply.header.sequence_number == seq {
-                    match reply.payload {
-                        NetlinkPayload::Done(_) => return Ok(replies),
-                        NetlinkPayload::Error(e) => {
-                            return match e.code {
-                                None => Ok(replies),
-                                Some(code) => Err(KernelError::Netlink {
-                                    op,
-                                    source: io::Error::from_raw_os_error(-code.get()),
-                                }),
-                            };
-                        }
-                        NetlinkPayload::InnerMessage(m) => {
-                            replies.push(m);
-                            if flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0 {
-                                // A plain GET has exactly one answer and no ACK.
-                                return Ok(replies);
-                            }
-                        }
-                        _ => {}
+                            source: io::Error::from_raw_os_error(-code.get()),
+                        });
+                    }
+                },
+                NetlinkPayload::InnerMessage(m) => {
+                    replies.push(m);
+                    // A plain GET has exactly one answer and no ACK.
+                    if plain_get {
+                        Next::Done(())
+                    } else {
+                        Next::More
                     }
                 }
-                if len == 0 {
-                    break;
+                _ => Next::More,
+            })
+        })?;
+        Ok(replies)
+    }
+
+    /// Receives the answer to request `seq`: hands each of its messages (header included) to
+    /// `each` until that returns [`Next::Done`]; messages of other requests are skipped.
+    pub(super) fn answer<T>(
+        &mut self,
+        op: &'static str,
+        seq: u32,
+        mut each: impl FnMut(&[u8]) -> Result<Next<T>, KernelError>,
+    ) -> Result<T, KernelError> {
+        loop {
+            let data = self.recv_raw()?;
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let msg = NetlinkBuffer::new_checked(rest).map_err(|e| KernelError::Decode {
+                    op,
+                    detail: e.to_string(),
+                })?;
+                // Checked above: at least a header, at most what is left.
+                let len = msg.length() as usize;
+                if msg.sequence_number() == seq
+                    && let Next::Done(value) = each(&rest[..len])?
+                {
+                    return Ok(value);
                 }
-                offset += len;
+                rest = &rest[((len + 3) & !3).min(rest.len())..];
             }
         }
     }
@@ -118,7 +146,7 @@ impl RtnlSocket {
     }
 
     /// Receives one datagram of replies.
-    pub(super) fn recv_raw(&mut self) -> Result<Vec<u8>, KernelError> {
+    fn recv_raw(&mut self) -> Result<Vec<u8>, KernelError> {
         self.socket
             .recv_from_full()
             .map(|(data, _)| data)
