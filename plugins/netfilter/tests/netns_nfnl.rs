@@ -24,6 +24,20 @@ fn restore(ns: &Netns, tool: &str, lines: &[String]) {
     let _ = std::fs::remove_file(path);
 }
 
+/// Fills a new chain `BIG` with `count` accept rules for `10.<net>.x.y/32`, commented
+/// `<label><i>`.
+fn big_chain(ns: &Netns, count: usize, net: u8, label: &str) {
+    let mut lines = vec![":BIG - [0:0]".to_owned()];
+    lines.extend((0..count).map(|i| {
+        format!(
+            "-A BIG -s 10.{net}.{}.{}/32 -m comment --comment \"{label}{i}\" -j ACCEPT",
+            i / 250,
+            i % 250
+        )
+    }));
+    restore(ns, "iptables-restore", &lines);
+}
+
 fn saved(ns: &Netns, tool: &str) -> SavedTable {
     SavedTable::parse(&ns.exec(tool, &["-t", "filter"]), "filter").unwrap()
 }
@@ -116,15 +130,7 @@ fn a_limited_read_stops_early_and_a_missing_chain_or_table_is_empty() {
             .is_empty()
     );
     drop(_in);
-    let mut lines = vec![":BIG - [0:0]".to_owned()];
-    lines.extend((0..600).map(|i| {
-        format!(
-            "-A BIG -s 10.1.{}.{}/32 -m comment --comment \"rule {i}\" -j ACCEPT",
-            i / 250,
-            i % 250
-        )
-    }));
-    restore(&ns, "iptables-restore", &lines);
+    big_chain(&ns, 600, 1, "rule ");
     let _in = ns.enter();
     let all = NfnlRules::default()
         .list(IpFamily::V4, "filter", "BIG", None)
@@ -324,15 +330,7 @@ fn one_reader_serves_many_requests_and_follows_the_namespace() {
 fn a_dump_raced_by_changes_is_exact_or_an_error() {
     require_root();
     let ns = Netns::new("nfrace");
-    let mut lines = vec![":BIG - [0:0]".to_owned()];
-    lines.extend((0..3000).map(|i| {
-        format!(
-            "-A BIG -s 10.2.{}.{}/32 -m comment --comment \"r{i}\" -j ACCEPT",
-            i / 250,
-            i % 250
-        )
-    }));
-    restore(&ns, "iptables-restore", &lines);
+    big_chain(&ns, 3000, 2, "r");
     let nf = NfnlRules::default();
     let initial: Vec<u64> = {
         let _in = ns.enter();

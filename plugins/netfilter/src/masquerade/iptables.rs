@@ -29,7 +29,7 @@ use crate::names;
 use crate::nfnl::{Deletion, NfRules};
 
 pub(crate) use plan::{
-    check_family, first_setup_batch, gc_chains, new_chain_fill_batch, setup_batch, teardown_batch,
+    NewChain, check_family, fresh_chain_batch, gc_chains, setup_batch, teardown_batch,
 };
 
 /// The iptables masquerade backend.
@@ -116,7 +116,9 @@ impl IptablesMasquerade {
         if let Some((nf, true)) = &self.nf {
             match nf.create_chain(family, netlink::NAT, chain) {
                 Ok(true) => {
-                    let filled = tools.restore(&new_chain_fill_batch(family, chain, comment, ips));
+                    let batch =
+                        fresh_chain_batch(NewChain::AlreadyCreated, family, chain, comment, ips);
+                    let filled = tools.restore(&batch);
                     if filled.is_err() {
                         // Leave nothing behind for the reading path that follows.
                         let undo = [Deletion::Flush { chain }, Deletion::Chain { chain }];
@@ -133,7 +135,13 @@ impl IptablesMasquerade {
                 Err(_) => {}
             }
         }
-        tools.restore(&first_setup_batch(family, chain, comment, ips))
+        tools.restore(&fresh_chain_batch(
+            NewChain::Declare,
+            family,
+            chain,
+            comment,
+            ips,
+        ))
     }
 
     /// `converge` for teardown-like operations: a family whose tools are missing or whose nat

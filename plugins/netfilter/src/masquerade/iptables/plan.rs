@@ -71,46 +71,36 @@ pub(crate) fn jump_rules(
     rules
 }
 
-/// The batch for an attachment that has no chain yet: `-N` (the batch fails if the chain
-/// exists), its rules, its POSTROUTING jumps.
-pub(crate) fn first_setup_batch(
+/// Whether a fresh attachment's batch declares its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewChain {
+    /// With `-N`: the batch fails if the chain exists.
+    Declare,
+    /// Without: the chain was just created over netlink, so iptables-nft fetches only the
+    /// chains it appends to instead of every chain of `nat`.
+    AlreadyCreated,
+}
+
+/// The batch for an attachment that has no chain yet: its rules and its POSTROUTING jumps,
+/// after `-N` when asked.
+pub(crate) fn fresh_chain_batch(
+    new_chain: NewChain,
     family: IpFamily,
     chain: &str,
     comment: &str,
     ips: &[IpNetwork],
 ) -> RestoreBatch {
     let mut batch = RestoreBatch::new("nat");
-    batch.new_chain(chain);
-    fill_new_chain(&mut batch, family, chain, comment, ips);
-    batch
-}
-
-/// The same without the `-N`, for a chain just created over netlink: iptables-nft then fetches
-/// only the chains it appends to instead of every chain of `nat`.
-pub(crate) fn new_chain_fill_batch(
-    family: IpFamily,
-    chain: &str,
-    comment: &str,
-    ips: &[IpNetwork],
-) -> RestoreBatch {
-    let mut batch = RestoreBatch::new("nat");
-    fill_new_chain(&mut batch, family, chain, comment, ips);
-    batch
-}
-
-fn fill_new_chain(
-    batch: &mut RestoreBatch,
-    family: IpFamily,
-    chain: &str,
-    comment: &str,
-    ips: &[IpNetwork],
-) {
+    if new_chain == NewChain::Declare {
+        batch.new_chain(chain);
+    }
     for rule in chain_rules(family, comment, ips) {
         batch.append(chain, &rule);
     }
     for jump in jump_rules(family, chain, comment, ips) {
         batch.append(POSTROUTING, &jump);
     }
+    batch
 }
 
 /// The batch that makes `chain` hold exactly [`chain_rules`] and POSTROUTING jump to it exactly
