@@ -96,7 +96,7 @@ fn netlink_served_sysctls_read_and_write_what_proc_shows() {
 }
 
 #[test]
-fn without_ipv6_on_a_device_its_ipv6_keys_fail_as_proc_does() {
+fn a_device_with_ipv6_disabled_reads_as_proc_and_a_gone_one_fails() {
     let world = World::new();
     let host = world.host();
     host.run_ok(&[
